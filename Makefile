@@ -1,0 +1,40 @@
+# Two entry points a new machine needs: `make demo` and `make test`.
+# Both create .venv on first use; torch is pinned to the local CPU build.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   := build/demo
+
+.PHONY: demo test lint typecheck unit clean policy docs
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p $(DEMO)
+	$(PY) -m ckptaudit demo morphogenetic -o $(DEMO)/morphogenetic-legacy.pt
+	$(PY) -m ckptaudit demo morphogenetic --fixed -o $(DEMO)/morphogenetic-fixed.pt
+	-$(PY) -m ckptaudit audit $(DEMO)/morphogenetic-legacy.pt
+	$(PY) -m ckptaudit audit $(DEMO)/morphogenetic-fixed.pt
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests tools scripts benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -q
+
+test: lint typecheck unit
+
+# Regenerate the torch policy table from the installed torch (see tools/gen_policy.py).
+policy: $(STAMP)
+	$(PY) tools/gen_policy.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

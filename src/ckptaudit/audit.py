@@ -1,0 +1,298 @@
+"""Orchestrate one audit: container -> pickle VM -> checks -> report. Never executes the file."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ckptaudit.checks import PickleUnit, check_units
+from ckptaudit.errors import InputError, LimitExceeded, UsageError
+from ckptaudit.findings import (
+    AuditStats,
+    FileReport,
+    Finding,
+    Kind,
+    Remedy,
+    Severity,
+    Status,
+)
+from ckptaudit.formats import BytesSource, Container, FileSource, Source, read_container
+from ckptaudit.pickle.limits import DEFAULT_LIMITS, Limits
+from ckptaudit.pickle.nodes import Global
+from ckptaudit.policy.torch_policy import Policy, load_policy
+from ckptaudit.rules import rule
+from ckptaudit.structure import storage_ref, top_level
+
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "audit_bytes",
+    "audit_file",
+    "audit_object",
+    "audit_source",
+    "expand_paths",
+]
+
+CHECKPOINT_SUFFIXES = frozenset({
+    ".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".safetensors", ".tar", ".th",
+    ".torch", ".model", ".chkpt", ".pt2",
+})
+"""File name endings a directory search treats as checkpoints."""
+
+_TENSOR_CALLS = frozenset({
+    "torch._utils._rebuild_tensor",
+    "torch._utils._rebuild_tensor_v2",
+    "torch._utils._rebuild_tensor_v3",
+    "torch._utils._rebuild_qtensor",
+})
+
+# Container issues that torch meets only after it has unpickled the first pickle.
+_AFTER_UNPICKLING = frozenset({"not-a-torch-checkpoint"})
+
+
+def _finding(category: str, message: str, *, member: str | None = None,
+             remedy: Remedy = Remedy.INSPECT, hint: str | None = None,
+             kind: Kind = Kind.FORMAT, offset: int | None = None,
+             severity: Severity | None = None) -> Finding:
+    r = rule(category)
+    return Finding(
+        rule=r.code, category=r.category, severity=severity or r.severity, global_name=None,
+        kind=kind, remedy=remedy, message=message, hint=hint or r.fix, count=1, paths=(),
+        offset=offset, member=member,
+    )
+
+
+def _error_report(name: str, message: str, category: str, started: float, read: int) -> FileReport:
+    return FileReport(
+        path=name,
+        format="unknown",
+        status=Status.ERROR,
+        weights_only_compatible=False,
+        error=message,
+        findings=(_finding(category, message),),
+        stats=AuditStats(bytes_read=read, seconds=time.perf_counter() - started),
+    )
+
+
+def audit_source(source: Source, *, policy: Policy | None = None,
+                 limits: Limits | None = None) -> FileReport:
+    """Audit one file given as a byte source; never raises for bad input."""
+    policy = policy or load_policy()
+    limits = limits or DEFAULT_LIMITS
+    started = time.perf_counter()
+    try:
+        container = read_container(source, limits)
+    except LimitExceeded as exc:
+        return _error_report(source.name, str(exc), "limit-exceeded", started, source.bytes_read)
+    except InputError as exc:
+        return _error_report(source.name, str(exc), "malformed", started, source.bytes_read)
+    return _report(source, container, policy, limits, started)
+
+
+def _report(source: Source, container: Container, policy: Policy, limits: Limits,
+            started: float) -> FileReport:
+    checked = check_units(container.units, policy, limits)
+    findings = list(checked.findings)
+    errors: list[str] = []
+    torch_before: list[str] = []
+    torch_after: list[str] = []
+    for issue in container.issues:
+        severity = None
+        if issue.category == "zip-anomaly" and issue.torch_error is None:
+            severity = Severity.INFO
+        findings.append(_finding(issue.category, issue.message, member=issue.member,
+                                 severity=severity))
+        if issue.torch_error:
+            (torch_after if issue.category in _AFTER_UNPICKLING else torch_before).append(
+                issue.torch_error
+            )
+        if issue.category == "malformed":
+            errors.append(issue.message)
+    unit_errors: list[str] = []
+    for unit in container.units:
+        err = unit.result.error
+        if err is None:
+            continue
+        where = f"{unit.member}: " if unit.member else ""
+        category = "limit-exceeded" if isinstance(err, LimitExceeded) else "malformed"
+        findings.append(_finding(category, f"{where}{err}", member=unit.member, offset=err.offset))
+        errors.append(f"{where}{err}")
+        if unit.torch_reads:
+            unit_errors.append(f"{where}{err}")
+    missing = _missing_storages(container)
+    for key in missing[:1]:
+        unit_errors.append(f"PytorchStreamReader failed locating file data/{key}: file not found")
+    if missing:
+        findings.append(_finding(
+            "rebuild-error",
+            f"{len(missing)} tensor storage record(s) missing from the zip: data/{missing[0]}",
+            remedy=Remedy.INSPECT,
+        ))
+    for unit in container.units:
+        if unit.torch_reads or container.format == "torchscript":
+            continue
+        dangerous = [f for f in findings if f.member == unit.member
+                     and f.severity is Severity.DANGEROUS]
+        if dangerous:
+            findings.append(_finding(
+                "hidden-payload",
+                f"dangerous pickle in {unit.member}, which torch.load never reads but other "
+                "tools may",
+                member=unit.member, remedy=Remedy.NEVER, kind=Kind.NESTED_PICKLE,
+            ))
+    findings.sort(key=lambda f: (-f.severity, f.rule, f.offset or 0))
+
+    predicted = (torch_before + [v.message for v in checked.violations] + unit_errors
+                 + torch_after)
+    compatible = not predicted and container.complete
+    worst = max((f.severity for f in findings), default=None)
+    if worst is Severity.DANGEROUS:
+        status = Status.DANGEROUS
+    elif worst is Severity.ERROR or not container.complete:
+        status = Status.ERROR
+    elif compatible:
+        status = Status.COMPATIBLE
+    else:
+        status = Status.INCOMPATIBLE
+    main = _main_unit(container)
+    return FileReport(
+        path=source.name,
+        format=container.format,
+        status=status,
+        weights_only_compatible=compatible,
+        error="; ".join(errors) if errors else None,
+        predicted_error=predicted[0] if predicted else None,
+        unsafe_globals=tuple(sorted(checked.unsafe_globals)),
+        findings=tuple(findings),
+        top_level=tuple(top_level(main.result.root, limits.max_top_level))
+        if main is not None and main.result.complete else (),
+        stats=_stats(source, container, started),
+    )
+
+
+def _main_unit(container: Container) -> PickleUnit | None:
+    for unit in container.units:
+        if unit.member == "object":
+            return unit
+    reads = [u for u in container.units if u.torch_reads]
+    return reads[0] if reads else (container.units[0] if container.units else None)
+
+
+def _missing_storages(container: Container) -> list[str]:
+    if container.storage_records is None:
+        return []
+    missing: list[str] = []
+    for unit in container.units:
+        if not unit.torch_reads:
+            continue
+        for pid in unit.result.persids:
+            ref = storage_ref(pid)
+            if ref is not None and ref.key.lower() not in container.storage_records:
+                missing.append(ref.key)
+    return missing
+
+
+def _stats(source: Source, container: Container, started: float) -> AuditStats:
+    tensors = container.tensor_count or 0
+    storages: dict[str, int] = {}
+    pickle_bytes = opcodes = 0
+    for unit in container.units:
+        result = unit.result
+        pickle_bytes += max(result.end - result.start, 0)
+        opcodes += result.opcodes
+        if not unit.torch_reads:
+            continue
+        for call in result.calls:
+            func = call.func
+            if isinstance(func, Global) and func.qualified in _TENSOR_CALLS:
+                tensors += 1
+        for pid in result.persids:
+            ref = storage_ref(pid)
+            if ref is not None:
+                storages[ref.key] = ref.nbytes
+    return AuditStats(
+        pickle_bytes=pickle_bytes,
+        opcodes=opcodes,
+        tensors=tensors,
+        tensor_bytes=sum(storages.values()),
+        bytes_read=source.bytes_read,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def audit_file(path: str | os.PathLike[str], *, policy: Policy | None = None,
+               limits: Limits | None = None) -> FileReport:
+    """Audit a checkpoint file without executing it.
+
+    Args:
+        path: the file to audit.
+        policy: torch's weights_only policy to judge against (default: the newest shipped
+            table); extend it with ``policy.with_allowed([...])``.
+        limits: resource limits (default: :data:`ckptaudit.pickle.limits.DEFAULT_LIMITS`).
+
+    Returns:
+        The file's report. Unreadable, corrupt or hostile input gives ``status="error"`` (or
+        ``"dangerous"``), never an exception.
+
+    Example:
+        >>> report = audit_file("model.pt")                     # doctest: +SKIP
+        >>> report.weights_only_compatible, report.unsafe_globals  # doctest: +SKIP
+        (False, ('collections.deque', 'datetime.datetime'))
+    """
+    started = time.perf_counter()
+    name = os.fspath(path)
+    try:
+        source = FileSource(name)
+    except OSError as exc:
+        return _error_report(name, f"cannot open: {exc.strerror or exc}", "malformed", started, 0)
+    try:
+        if os.path.isdir(name):
+            return _error_report(name, "is a directory", "malformed", started, 0)
+        return audit_source(source, policy=policy, limits=limits)
+    finally:
+        source.close()
+
+
+def audit_bytes(data: bytes, *, name: str = "<bytes>", policy: Policy | None = None,
+                limits: Limits | None = None) -> FileReport:
+    """Audit checkpoint bytes held in memory (``name`` is used for the report's path)."""
+    return audit_source(BytesSource(bytes(data), name), policy=policy, limits=limits)
+
+
+def audit_object(obj: Any, *, policy: Policy | None = None,
+                 limits: Limits | None = None) -> FileReport:
+    """Serialize ``obj`` exactly as ``torch.save`` would (in memory) and audit those bytes.
+
+    Lets a project assert, in its own tests, that what it is about to save will load under
+    ``weights_only=True``. Needs torch (the ``torch`` extra); nothing is written to disk.
+    """
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - exercised only without torch
+        raise UsageError("audit_object needs torch: pip install 'ckptaudit[torch]'") from None
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return audit_bytes(buffer.getvalue(), name="<object>", policy=policy, limits=limits)
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
+    """Yield files to audit: files as given, directories searched for checkpoint names."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for file in sorted(files):
+                    candidate = Path(root) / file
+                    if _looks_like_checkpoint(candidate.name):
+                        yield str(candidate)
+        else:
+            yield os.fspath(raw)
+
+
+def _looks_like_checkpoint(name: str) -> bool:
+    lower = name.lower()
+    return any(lower.endswith(suffix) for suffix in CHECKPOINT_SUFFIXES)

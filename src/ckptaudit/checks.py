@@ -1,0 +1,640 @@
+"""Judge inert trees against a policy: (pickle facts, policy) -> findings. No I/O.
+
+Two questions are answered separately:
+
+* **Would torch load it?** torch's weights_only unpickler checks every GLOBAL by name, then
+  applies structural rules to the runtime types of the objects opcodes act on. Each breach is a
+  :class:`Violation` carrying torch's own wording; the first one (in torch's reading order) is
+  the error torch would raise.
+* **Is it dangerous?** A global from the dangerous catalog, or a call of anything that is not
+  shown to be an inert data constructor (a known constructor, an allowed torch global, an Enum
+  member lookup, or a benign pattern recognised by its arguments).
+
+Findings group occurrences by (rule, global); each occurrence is an object in the tree.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptaudit.findings import Finding, Kind, Remedy, Severity
+from ckptaudit.pickle.limits import Limits
+from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
+from ckptaudit.pickle.paths import locate
+from ckptaudit.pickle.vm import OPCODE_NAMES, PickleResult
+from ckptaudit.policy.dangerous import danger_reason
+from ckptaudit.policy.hints import NEEDS_CONVERSION, hint_for
+from ckptaudit.policy.inert import (
+    INERT_CLASSMETHODS,
+    INERT_CONSTRUCTORS,
+    benign_pattern,
+    getattr_target,
+    is_literal_args,
+)
+from ckptaudit.policy.torch_policy import Policy
+from ckptaudit.rules import rule
+
+__all__ = ["CheckResult", "PickleUnit", "Violation", "check_units", "runtime_type"]
+
+_STDLIB = frozenset(sys.stdlib_module_names) | {"__builtin__", "copy_reg"}
+
+# Types whose instances torch's BUILD accepts without any allowlist.
+_BUILD_ALWAYS = frozenset({"torch.Tensor", "torch.nn.parameter.Parameter", "collections.OrderedDict"})
+_SETITEM_TYPES = frozenset({"builtins.dict", "collections.OrderedDict", "collections.Counter"})
+
+_TENSOR = "torch.Tensor"
+_PARAMETER = "torch.nn.parameter.Parameter"
+
+
+def _first_arg_class(call: Call) -> str | None:
+    args = call.args
+    if type(args) is tuple and args and isinstance(args[0], Global):
+        return args[0].qualified
+    return None
+
+
+def _second_arg_class(call: Call) -> str | None:
+    args = call.args
+    if type(args) is tuple and len(args) > 1 and isinstance(args[1], Global):
+        return args[1].qualified
+    return None
+
+
+# What calling a known function returns, where that is not an instance of the callee.
+_RETURNS: dict[str, Any] = {
+    "torch._utils._rebuild_tensor": _TENSOR,
+    "torch._utils._rebuild_tensor_v2": _TENSOR,
+    "torch._utils._rebuild_tensor_v3": _TENSOR,
+    "torch._utils._rebuild_qtensor": _TENSOR,
+    "torch._utils._rebuild_sparse_tensor": _TENSOR,
+    "torch._utils._rebuild_meta_tensor_no_storage": _TENSOR,
+    "torch._utils._rebuild_nested_tensor": _TENSOR,
+    "torch._utils._rebuild_device_tensor_from_numpy": _TENSOR,
+    "torch._utils._rebuild_device_tensor_from_cpu_tensor": _TENSOR,
+    "torch._utils._rebuild_wrapper_subclass": _TENSOR,
+    "torch._utils._rebuild_parameter": _PARAMETER,
+    "torch._utils._rebuild_parameter_with_state": _PARAMETER,
+    "torch._tensor._rebuild_from_type_v2": _second_arg_class,
+    "_codecs.encode": "builtins.bytes",
+    "codecs.encode": "builtins.bytes",
+    "copyreg._reconstructor": _first_arg_class,
+    "copyreg.__newobj__": _first_arg_class,
+    "numpy.core.multiarray._reconstruct": _first_arg_class,
+    "numpy._core.multiarray._reconstruct": _first_arg_class,
+    "builtins.getattr": None,
+}
+
+
+def runtime_type(node: Any) -> str | None:
+    """The ``module.qualname`` of the type a real unpickler would give ``node``; None if unknown."""
+    t = type(node)
+    if t is Call:
+        func = node.func
+        if not isinstance(func, Global) or func.dynamic:
+            return None
+        name = func.qualified
+        if node.opcode in ("NEWOBJ", "NEWOBJ_EX"):
+            return name
+        if name in _RETURNS:
+            found = _RETURNS[name]
+            return found(node) if callable(found) else found
+        return name  # most reducers are classes: the object is an instance of the callee
+    if t is PDict:
+        return "builtins.dict"
+    if t is PSet:
+        return "builtins.frozenset" if node.frozen else "builtins.set"
+    if t is Global:
+        return "builtins.type"
+    if t is PersId:
+        return "torch.storage.TypedStorage"
+    if node is None:
+        return "builtins.NoneType"
+    return f"builtins.{t.__name__}"
+
+
+def _type_repr(name: str | None) -> str:
+    """Render a type as torch's messages do: ``<class 'collections.deque'>``."""
+    if name is None:
+        return "<unknown type>"
+    if name.startswith("builtins."):
+        name = name[len("builtins.") :]
+    return f"<class '{name}'>"
+
+
+def _torch_global_name(qualified: str) -> str:
+    """torch's messages write builtins without their module."""
+    return qualified[len("builtins.") :] if qualified.startswith("builtins.") else qualified
+
+
+@dataclass(frozen=True)
+class PickleUnit:
+    """One pickle stream of a container, with what torch does with it."""
+
+    member: str | None
+    """Where it sits (zip member, legacy part); None for a plain pickle file."""
+    result: PickleResult
+    """What the emulator found."""
+    torch_reads: bool = True
+    """False for pickles torch.load never reads (extra zip members, bytes after STOP)."""
+    order: int = 0
+    """Position in torch's reading order."""
+
+
+@dataclass(frozen=True, order=True)
+class Violation:
+    """A breach of torch's rules, ordered as torch would meet it."""
+
+    order: int
+    offset: int
+    message: str = field(compare=False)
+    member: str | None = field(compare=False, default=None)
+
+
+@dataclass
+class CheckResult:
+    """What the checks concluded for a set of pickle units."""
+
+    findings: list[Finding]
+    violations: list[Violation]
+    unsafe_globals: set[str]
+
+
+@dataclass
+class _Group:
+    """Occurrences gathered for one finding."""
+
+    category: str
+    global_name: str | None
+    member: str | None
+    message: str
+    kind: Kind = Kind.UNKNOWN
+    remedy: Remedy = Remedy.ALLOWLIST
+    hint: str | None = None
+    severity: Severity | None = None
+    nodes: list[Any] = field(default_factory=list)
+    node_ids: set[int] = field(default_factory=set)
+    count: int = 0
+    offset: int | None = None
+    opcode: str | None = None
+
+    def add(self, node: Any, offset: int | None) -> None:
+        if node is not None:
+            key = id(node)
+            if key in self.node_ids:
+                return
+            self.node_ids.add(key)
+            self.nodes.append(node)
+        self.count += 1
+        if offset is not None and (self.offset is None or offset < self.offset):
+            self.offset = offset
+
+
+def _is_enum_shape(call: Call, func: Global) -> bool:
+    """An Enum member lookup: ``Cls(value)``, one literal, no state, class-like name."""
+    if call.opcode != "REDUCE" or call.builds or call.items or call.setitems:
+        return False
+    if not (is_literal_args(call.args) and len(call.args) == 1):
+        return False
+    last = func.name.rsplit(".", 1)[-1]
+    return last[:1].isupper() and func.module.split(".", 1)[0] not in _STDLIB
+
+
+def _shape_kind(node: Any) -> Kind:
+    """Read what an object looks like from how the pickle builds it."""
+    if isinstance(node, Global):
+        return Kind.REFERENCE
+    if not isinstance(node, Call):
+        return Kind.UNKNOWN
+    func = node.func
+    if isinstance(func, Global) and _is_enum_shape(node, func):
+        return Kind.ENUM
+    state = node.state
+    if type(state) is tuple and len(state) == 2 and type(state[1]) is PDict:
+        state = state[0] if type(state[0]) is PDict else state[1]
+    if node.builds and type(state) is PDict:
+        keys = {k for k, _ in state.pairs if isinstance(k, str)}
+        if {"_parameters", "_modules"} <= keys or {"_parameters", "_buffers"} <= keys:
+            return Kind.MODULE
+        return Kind.DATACLASS
+    if node.items is not None or node.setitems is not None:
+        return Kind.CONTAINER
+    if node.opcode in ("NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"):
+        return Kind.OBJECT
+    return Kind.UNKNOWN
+
+
+class _Checker:
+    """Checks of one set of pickle units under one policy."""
+
+    def __init__(self, policy: Policy, limits: Limits) -> None:
+        self.policy = policy
+        self.limits = limits
+        self.groups: dict[Hashable, _Group] = {}
+        self.violations: list[Violation] = []
+        self.unsafe: set[str] = set()
+        self.convert: dict[str, str] = {}
+
+    def group(self, key: Hashable, **fields: Any) -> _Group:
+        found = self.groups.get(key)
+        if found is None:
+            found = self.groups[key] = _Group(**fields)
+        return found
+
+    def violate(self, unit: PickleUnit, offset: int, message: str) -> None:
+        if unit.torch_reads:
+            self.violations.append(Violation(unit.order, offset, message, unit.member))
+
+    # -- one unit ----------------------------------------------------------------------------
+
+    def check(self, unit: PickleUnit) -> None:
+        result = unit.result
+        policy = self.policy
+        for g in result.globals:
+            if not g.dynamic:
+                g.module, g.name = policy.normalize(g.module, g.name)
+        calls_by_func: dict[int, list[Call]] = {}
+        for c in result.calls:
+            if isinstance(c.func, Global):
+                calls_by_func.setdefault(id(c.func), []).append(c)
+        self._check_opcodes(unit)
+        self._check_globals(unit, calls_by_func)
+        self._check_calls(unit)
+        self._check_events(unit)
+        self._check_persids(unit)
+        for offset in result.undecodable:
+            self.violate(unit, offset, "'utf-8' codec can't decode an 8-bit string (SHORT_BINSTRING)")
+            self.group(
+                ("CKA203", "str8", unit.member),
+                category="forbidden-operation",
+                global_name=None,
+                member=unit.member,
+                message="an 8-bit string is not valid UTF-8; torch decodes it strictly and fails",
+                kind=Kind.OPCODE,
+                remedy=Remedy.RESAVE,
+                hint="save again from Python 3 with protocol 2",
+            ).add(None, offset)
+
+    def _check_opcodes(self, unit: PickleUnit) -> None:
+        result = unit.result
+        for op, count in result.opcode_counts.items():
+            if self.policy.supports(op):
+                continue
+            name = OPCODE_NAMES.get(op, f"0x{op:02x}")
+            first = result.opcode_first[op]
+            self.violate(unit, first, f"Unsupported operand {op}")
+            g = self.group(
+                ("CKA204", name, unit.member),
+                category="unsupported-opcode",
+                global_name=None,
+                member=unit.member,
+                message=f"opcode {name} is not implemented by torch's weights_only unpickler",
+                kind=Kind.OPCODE,
+                remedy=Remedy.RESAVE,
+                hint="save with torch.save(obj, f) and the default pickle_protocol=2",
+                opcode=name,
+            )
+            g.count += count - 1
+            g.add(None, first)
+
+    def _check_globals(self, unit: PickleUnit, calls_by_func: dict[int, list[Call]]) -> None:
+        policy = self.policy
+        for g in unit.result.globals:
+            uses: list[Any] = list(calls_by_func.get(id(g), ()))
+            occurrences: list[Any] = uses or [g]
+            if g.dynamic:
+                key = ("CKA302", "dynamic", unit.member)
+                grp = self.group(
+                    key,
+                    category="unsafe-call",
+                    global_name=None,
+                    member=unit.member,
+                    message=f"a global whose name is computed at load time ({g.opcode} "
+                    f"of {g.module!r}, {g.name!r}); nothing static can tell what it imports",
+                    kind=Kind.CALLABLE,
+                    remedy=Remedy.NEVER,
+                    hint="do not load this file without weights_only",
+                )
+                for node in occurrences:
+                    grp.add(node, g.offset)
+                continue
+            q = g.qualified
+            default_allowed = q in policy.allowed
+            if not policy.is_allowed(q):
+                self.unsafe.add(q)
+            if g.opcode == "GLOBAL":
+                self._torch_global(unit, g)
+            if default_allowed:
+                continue
+            reason = danger_reason(g.module, g.name)
+            benign = [benign_pattern(q, c) for c in uses]
+            if reason and not (uses and all(benign)):
+                grp = self.group(
+                    ("CKA301", q, unit.member),
+                    category="dangerous-global",
+                    global_name=q,
+                    member=unit.member,
+                    message=f"{q}: {reason}",
+                    kind=Kind.CALLABLE,
+                    remedy=Remedy.NEVER,
+                    hint="do not load this file without weights_only; never allowlist this global",
+                )
+                for node in occurrences:
+                    grp.add(node, g.offset)
+            elif reason:
+                self.convert.setdefault(q, f"benign use ({benign[0]}), but {reason}")
+            if policy.is_allowed(q):
+                continue
+            if policy.is_blocked(g.module):
+                grp = self.group(
+                    ("CKA202", q, unit.member),
+                    category="blocked-module",
+                    global_name=q,
+                    member=unit.member,
+                    message=f"{q} is in module {g.module}, which torch never allows",
+                    kind=Kind.CALLABLE,
+                    remedy=Remedy.NEVER,
+                    hint="remove it from what is saved",
+                )
+            else:
+                grp = self.group(
+                    ("CKA201", q, unit.member),
+                    category="not-allowlisted",
+                    global_name=q,
+                    member=unit.member,
+                    message=f"{q} is not an allowed global for torch's weights_only unpickler",
+                )
+            for node in occurrences:
+                grp.add(node, g.offset)
+
+    def _torch_global(self, unit: PickleUnit, g: Global) -> None:
+        """The error torch's GLOBAL raises for this name, if any."""
+        policy = self.policy
+        q = g.qualified
+        if policy.is_blocked(g.module):
+            self.violate(
+                unit,
+                g.offset,
+                f"Trying to load unsupported GLOBAL {q} whose module {g.module} is blocked.",
+            )
+        elif policy.is_allowed(q):
+            return
+        elif q in policy.special_error_globals:
+            what = (
+                "``torch.distributed.tensor`` must be imported to load DTensors"
+                if q.startswith("torch.distributed")
+                else "``torch.nested`` and ``torch._dynamo`` must be imported to load nested "
+                "jagged tensors (NJTs)"
+            )
+            self.violate(unit, g.offset, what)
+        else:
+            name = _torch_global_name(q)
+            self.violate(
+                unit,
+                g.offset,
+                f"Unsupported global: GLOBAL {name} was not an allowed global by default. "
+                f"Please use `torch.serialization.add_safe_globals([{name}])` or the "
+                f"`torch.serialization.safe_globals([{name}])` context manager to allowlist "
+                "this global if you trust this class/function.",
+            )
+
+    def _check_calls(self, unit: PickleUnit) -> None:
+        policy = self.policy
+        for c in unit.result.calls:
+            func = c.func
+            creation = c.opcode in ("NEWOBJ", "NEWOBJ_EX") or (
+                c.opcode in ("INST", "OBJ") and not c.args
+            )
+            # torch's rules for REDUCE and NEWOBJ on what is not an allowed global.
+            if not isinstance(func, Global):
+                if c.opcode == "REDUCE":
+                    self.violate(
+                        unit, c.offset, f"Trying to call reduce for unrecognized function {func!r}"
+                    )
+                elif c.opcode == "NEWOBJ":
+                    self.violate(
+                        unit,
+                        c.offset,
+                        "Can only create new object for nn.Parameter or classes allowlisted "
+                        f"via `add_safe_globals` but got {func!r}",
+                    )
+            if c.builds:
+                self._check_build(unit, c, c.build_offset or c.offset)
+            if creation:
+                continue
+            # Is the call shown to be inert?
+            if isinstance(func, Global):
+                if func.dynamic:
+                    continue  # reported with the dynamic global
+                q = func.qualified
+                if (
+                    q in policy.allowed
+                    or q in policy.extra_allowed
+                    or q in INERT_CONSTRUCTORS
+                    or danger_reason(func.module, func.name) is not None
+                    or _is_enum_shape(c, func)
+                ):
+                    continue
+                label = q
+                why = f"the file calls {q}(...), which is not shown to be an inert data constructor"
+            elif isinstance(func, Call):
+                target = getattr_target(func) if self._is_getattr(func) else None
+                if target is not None and target in INERT_CLASSMETHODS:
+                    continue
+                inner = func.func.qualified if isinstance(func.func, Global) else "a computed value"
+                label = f"{target[0]}.{target[1]}" if target else f"<result of {inner}>"
+                why = f"the file calls a computed callable ({label})"
+            else:
+                continue  # calling a literal fails in any unpickler; torch's rule covers it
+            grp = self.group(
+                ("CKA302", label, unit.member),
+                category="unsafe-call",
+                global_name=label,
+                member=unit.member,
+                message=why,
+                kind=Kind.CALLABLE,
+                remedy=Remedy.NEVER,
+                hint="do not load this file without weights_only unless you know this callable "
+                "is harmless; then store plain data instead",
+            )
+            grp.add(c, c.offset)
+
+    @staticmethod
+    def _is_getattr(call: Call) -> bool:
+        return isinstance(call.func, Global) and call.func.qualified == "builtins.getattr"
+
+    def _check_build(self, unit: PickleUnit, target: Any, offset: int) -> None:
+        t = runtime_type(target)
+        policy = self.policy
+        if t is not None and (
+            t in _BUILD_ALWAYS or t in policy.allowed_classes or t in policy.extra_allowed
+        ):
+            return
+        self.violate(
+            unit,
+            offset,
+            "Can only build Tensor, Parameter, OrderedDict or types allowlisted via "
+            f"`add_safe_globals`, but got {_type_repr(t)}",
+        )
+        if t is not None and isinstance(target, Call) and isinstance(target.func, Global):
+            # An instance of a not-allowlisted class: allowlisting that class fixes BUILD.
+            if t == target.func.qualified or t in self.unsafe:
+                return
+        self._forbidden(unit, "BUILD", target, t, offset)
+
+    def _check_events(self, unit: PickleUnit) -> None:
+        for e in unit.result.events:
+            t = runtime_type(e.target)
+            if e.op in ("APPEND", "APPENDS"):
+                if t == "builtins.list":
+                    continue
+                verb = "append to" if e.op == "APPEND" else "extend"
+                self.violate(unit, e.offset, f"Can only {verb} lists, but got {_type_repr(t)}")
+                self._forbidden(unit, e.op, e.target, t, e.offset)
+            elif e.op in ("SETITEM", "SETITEMS"):
+                if t in _SETITEM_TYPES:
+                    continue
+                self.violate(
+                    unit,
+                    e.offset,
+                    f"Can only {e.op} for dict, collections.OrderedDict, collections.Counter, "
+                    f"but got {_type_repr(t)}",
+                )
+                self._forbidden(unit, e.op, e.target, t, e.offset)
+            elif e.op == "BUILD":
+                self._check_build(unit, e.target, e.offset)
+            # ADDITEMS exists only in protocol 4+: the unsupported opcode is the finding.
+
+    def _forbidden(self, unit: PickleUnit, op: str, target: Any, t: str | None, offset: int) -> None:
+        label = t or "an object of unknown type"
+        if t is not None and not t.startswith("builtins."):
+            self.convert.setdefault(t, f"it is the target of {op}, which torch forbids on it")
+        rules = {
+            "APPEND": "torch appends only to lists",
+            "APPENDS": "torch extends only lists",
+            "SETITEM": "torch sets items only on dict, OrderedDict and Counter",
+            "SETITEMS": "torch sets items only on dict, OrderedDict and Counter",
+            "BUILD": "torch builds only Tensor, Parameter, OrderedDict and allowlisted types",
+        }
+        kind = _shape_kind(target)
+        grp = self.group(
+            ("CKA203", op, t, unit.member),
+            category="forbidden-operation",
+            global_name=t if t and not t.startswith("builtins.") else None,
+            member=unit.member,
+            message=f"{op} on {label}: {rules[op]}, even when the class is allowlisted",
+            kind=Kind.CONTAINER if op != "BUILD" else kind,
+            remedy=Remedy.CONVERT,
+            opcode=op,
+        )
+        grp.add(target, offset)
+
+    def _check_persids(self, unit: PickleUnit) -> None:
+        for p in unit.result.persids:
+            pid = p.pid
+            first = pid[0] if type(pid) is tuple and pid else None
+            if isinstance(first, bytes):
+                first = first.decode("ascii", "replace")
+            if p.opcode == "BINPERSID" and type(pid) is tuple and first == "storage":
+                continue
+            if p.opcode == "BINPERSID":
+                self.violate(
+                    unit, p.offset, "Only persistent_load of storage is allowed, but got " + repr(first)
+                )
+            grp = self.group(
+                ("CKA203", "persid", unit.member),
+                category="forbidden-operation",
+                global_name=None,
+                member=unit.member,
+                message="a persistent id that is not a tensor storage; torch allows only storages",
+                kind=Kind.OPCODE,
+                remedy=Remedy.CONVERT,
+                opcode=p.opcode,
+            )
+            grp.add(p, p.offset)
+
+    # -- findings ----------------------------------------------------------------------------
+
+    def finish(self, units: Iterable[PickleUnit]) -> CheckResult:
+        units = list(units)
+        wanted: dict[int, list[Hashable]] = {}
+        for key, grp in self.groups.items():
+            for node in grp.nodes:
+                wanted.setdefault(id(node), []).append(key)
+        paths: dict[Hashable, list[str]] = {}
+        reached: set[int] = set()
+        for unit in units:
+            if unit.result.root is None:
+                continue
+            found, got = locate(unit.result.root, wanted, self.limits.max_paths)
+            reached |= got
+            for key, listed in found.items():
+                paths.setdefault(key, []).extend(listed)
+        findings = [self._finding(key, grp, paths, reached) for key, grp in self.groups.items()]
+        findings.sort(key=lambda f: (-f.severity, f.rule, f.offset or 0))
+        return CheckResult(findings, sorted(self.violations), self.unsafe)
+
+    def _finding(
+        self, key: Hashable, grp: _Group, paths: dict[Hashable, list[str]], reached: set[int]
+    ) -> Finding:
+        r = rule(grp.category)
+        listed = list(paths.get(key, []))[: self.limits.max_paths]
+        for node in grp.nodes:
+            if len(listed) >= self.limits.max_paths:
+                break
+            if id(node) not in reached:
+                offset = getattr(node, "offset", None)
+                where = f" (built at byte {offset})" if offset is not None else ""
+                listed.append(f"<not reachable from root{where}>")
+        kind, remedy, hint = grp.kind, grp.remedy, grp.hint
+        if grp.category == "not-allowlisted":
+            kind = _shape_kind(grp.nodes[0]) if grp.nodes else Kind.UNKNOWN
+            q = grp.global_name
+            kind, hint = hint_for(q, kind)
+            if q in NEEDS_CONVERSION or q in self.convert:
+                remedy = Remedy.CONVERT
+                why = NEEDS_CONVERSION.get(q or "") or self.convert.get(q or "", "")
+                hint = f"{hint} (allowlisting cannot work: {why})"
+            else:
+                remedy = Remedy.ALLOWLIST
+        elif hint is None:
+            kind, hint = hint_for(grp.global_name, kind)
+        message = grp.message
+        if grp.category == "not-allowlisted" and kind is not Kind.UNKNOWN:
+            message = f"{message} ({kind.value})"
+        return Finding(
+            rule=r.code,
+            category=r.category,
+            severity=grp.severity or r.severity,
+            global_name=grp.global_name,
+            kind=kind,
+            remedy=remedy,
+            message=message,
+            hint=hint or "",
+            count=grp.count,
+            paths=tuple(listed),
+            offset=grp.offset,
+            member=grp.member,
+            opcode=grp.opcode,
+        )
+
+
+def check_units(units: Iterable[PickleUnit], policy: Policy, limits: Limits) -> CheckResult:
+    """Judge the pickle units of one file under a policy.
+
+    Args:
+        units: the file's pickle streams, in the order torch reads them.
+        policy: torch's weights_only policy (plus the user's allowlist).
+        limits: caps on listed paths.
+
+    Returns:
+        Findings (worst first), torch's violations in reading order, and the globals a user
+        would have to allowlist.
+    """
+    units = list(units)
+    checker = _Checker(policy, limits)
+    for unit in units:
+        checker.check(unit)
+    return checker.finish(units)

@@ -1,0 +1,65 @@
+"""The exception tree of ckptaudit.
+
+Every exception the library raises on purpose derives from :class:`CkptAuditError`::
+
+    CkptAuditError
+    ├── UsageError            bad arguments or options (CLI exit status 2)
+    ├── PolicyError           an unreadable allowlist file or policy table
+    └── InputError            a file that cannot be audited (per-file status "error")
+        ├── UnknownFormatError    bytes that are no checkpoint format we know
+        ├── ContainerError        a damaged zip, tar or legacy container
+        └── PickleError           a pickle stream that cannot be parsed
+            └── LimitExceeded     a resource limit stopped the analysis
+
+The audit functions never let an ``InputError`` escape for a single file: they turn it into a
+report with ``status="error"``. Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CkptAuditError",
+    "ContainerError",
+    "InputError",
+    "LimitExceeded",
+    "PickleError",
+    "PolicyError",
+    "UnknownFormatError",
+    "UsageError",
+]
+
+
+class CkptAuditError(Exception):
+    """Base class of every error ckptaudit raises on purpose."""
+
+
+class UsageError(CkptAuditError):
+    """The caller asked for something that cannot be done (bad option, missing path)."""
+
+
+class PolicyError(CkptAuditError):
+    """A policy table or allowlist file could not be read."""
+
+
+class InputError(CkptAuditError):
+    """A file could not be audited; the message says why, for a person."""
+
+
+class UnknownFormatError(InputError):
+    """The bytes are not in any checkpoint format ckptaudit reads."""
+
+
+class ContainerError(InputError):
+    """A zip, tar or legacy container is damaged or inconsistent."""
+
+
+class PickleError(InputError):
+    """A pickle stream is malformed: truncated, bad opcode, stack or memo misuse."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message if offset is None else f"{message} (at byte {offset})")
+        self.offset = offset
+
+
+class LimitExceeded(PickleError):
+    """A resource limit (size, nodes, nesting, memo) stopped the analysis."""

@@ -1,0 +1,176 @@
+"""The data model: severities, findings and reports.
+
+Defined once here and rendered by :mod:`ckptaudit.report`. Everything is frozen: a report is a
+value that renderers read and never change.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AuditStats",
+    "FileReport",
+    "Finding",
+    "Kind",
+    "Remedy",
+    "Severity",
+    "Status",
+    "TopLevelEntry",
+]
+
+
+class Severity(enum.IntEnum):
+    """How bad a finding is; ordered so that ``max()`` gives the worst."""
+
+    INFO = 10
+    """Worth knowing; changes no verdict."""
+    INCOMPATIBLE = 20
+    """torch.load(weights_only=True) would refuse the file because of it."""
+    ERROR = 30
+    """The file (or part of it) could not be analysed; no verdict can rest on it."""
+    DANGEROUS = 40
+    """Loading without weights_only could execute code or reach the system."""
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used in every output format."""
+        return self.name.lower()
+
+
+class Status(str, enum.Enum):
+    """The verdict for one file."""
+
+    COMPATIBLE = "compatible"
+    INCOMPATIBLE = "incompatible"
+    DANGEROUS = "dangerous"
+    ERROR = "error"
+
+
+class Remedy(str, enum.Enum):
+    """What a user has to do about a finding."""
+
+    ALLOWLIST = "allowlist"
+    """torch.serialization.add_safe_globals([...]) with this name would make torch accept it."""
+    CONVERT = "convert"
+    """Allowlisting cannot work: change what is saved (see the hint)."""
+    RESAVE = "resave"
+    """Save again with pickle protocol 2 (torch.save's default)."""
+    NEVER = "never"
+    """Dangerous: do not allowlist and do not load this file without weights_only."""
+    NONE = "none"
+    """Informational; nothing to do."""
+    INSPECT = "inspect"
+    """The file could not be fully analysed; look at it by hand."""
+
+
+class Kind(str, enum.Enum):
+    """What an offending object looks like, read from the pickle's shape."""
+
+    ENUM = "enum"
+    DATACLASS = "dataclass"
+    OBJECT = "object"
+    MODULE = "nn.Module"
+    CONTAINER = "container"
+    DATETIME = "datetime"
+    NUMPY = "numpy"
+    PATH = "path"
+    NAMESPACE = "namespace"
+    CALLABLE = "callable"
+    REFERENCE = "reference"
+    NESTED_PICKLE = "nested-pickle"
+    OPCODE = "opcode"
+    FORMAT = "format"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One problem, for one global (or opcode), with every place it occurs."""
+
+    rule: str
+    """Stable rule code, e.g. ``CKA201`` (see :mod:`ckptaudit.rules`)."""
+    category: str
+    """Short category name of the rule, e.g. ``not-allowlisted``."""
+    severity: Severity
+    """How bad it is."""
+    global_name: str | None
+    """The global as ``module.qualname`` (normalised as torch normalises it), if any."""
+    kind: Kind
+    """What the object looks like (enum, dataclass, nn.Module, ...)."""
+    remedy: Remedy
+    """What the user has to do."""
+    message: str
+    """One sentence saying what is wrong."""
+    hint: str
+    """How to fix it: the conversion to make, or what to check."""
+    count: int
+    """Exact number of occurrences (distinct objects or opcode uses)."""
+    paths: tuple[str, ...]
+    """Object paths of the first occurrences (capped; ``count`` stays exact)."""
+    offset: int | None
+    """Byte offset of the first occurrence in its pickle, if known."""
+    member: str | None = None
+    """Which pickle inside the container (zip member, legacy part), if not the main one."""
+    opcode: str | None = None
+    """Opcode name for opcode-level findings."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopLevelEntry:
+    """One entry of the checkpoint's top-level structure."""
+
+    key: str
+    """The key (``repr`` for non-string keys) or index."""
+    summary: str
+    """Short type summary: ``dict[3 keys]``, ``Tensor[64, 3, 3, 3] float32``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditStats:
+    """What the audit read and how long it took."""
+
+    pickle_bytes: int = 0
+    """Bytes of pickle data analysed."""
+    opcodes: int = 0
+    """Pickle opcodes executed by the emulator."""
+    tensors: int = 0
+    """Tensors the checkpoint rebuilds."""
+    tensor_bytes: int = 0
+    """Bytes of tensor storage the checkpoint declares (never read)."""
+    bytes_read: int = 0
+    """Bytes actually read from the file (or transferred, for remote files)."""
+    seconds: float = 0.0
+    """Wall-clock time of the audit of this file."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileReport:
+    """The audit of one file."""
+
+    path: str
+    """The path (or URL) as given."""
+    format: str
+    """Container format: torch-zip, torch-legacy, torch-tar, torchscript, pickle, safetensors."""
+    status: Status
+    """The verdict."""
+    weights_only_compatible: bool
+    """Whether torch.load(f, weights_only=True) would succeed with the policy used."""
+    error: str | None = None
+    """Why the file could not be (fully) analysed, for a person; None if it was."""
+    predicted_error: str | None = None
+    """The first error torch's loader would raise, as ckptaudit predicts it."""
+    unsafe_globals: tuple[str, ...] = ()
+    """Sorted globals a user would have to allowlist (as get_unsafe_globals_in_checkpoint)."""
+    findings: tuple[Finding, ...] = ()
+    """Every problem found, worst first."""
+    top_level: tuple[TopLevelEntry, ...] = ()
+    """The top-level structure of the loaded object."""
+    stats: AuditStats = field(default_factory=AuditStats)
+    """What was read and how long it took."""
+
+    @property
+    def worst(self) -> Severity | None:
+        """The worst severity among the findings, or None when there are none."""
+        return max((f.severity for f in self.findings), default=None)

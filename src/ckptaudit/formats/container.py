@@ -1,0 +1,43 @@
+"""What a container reader hands to the audit: pickle units, container findings, facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ckptaudit.checks import PickleUnit
+
+__all__ = ["Container", "ContainerIssue"]
+
+
+@dataclass(frozen=True)
+class ContainerIssue:
+    """A container-level problem, turned into a finding by the audit."""
+
+    category: str
+    """Rule category (``tar-format``, ``zip-anomaly``, ``malformed``...)."""
+    message: str
+    """What is wrong, for a person."""
+    torch_error: str | None = None
+    """The error torch.load raises because of it, if it fails because of it."""
+    member: str | None = None
+    """The member concerned, if any."""
+
+
+@dataclass
+class Container:
+    """A read container: its pickles in torch's reading order, plus what else was learnt."""
+
+    format: str
+    """Detected format name."""
+    units: list[PickleUnit] = field(default_factory=list)
+    """Pickle streams to analyse (torch_reads=False for those torch never reads)."""
+    issues: list[ContainerIssue] = field(default_factory=list)
+    """Container-level problems."""
+    storage_records: set[str] | None = None
+    """Lower-cased storage record keys present (zip: data/<key>); None when not applicable."""
+    tensor_count: int | None = None
+    """Tensor count, where the format states it (safetensors)."""
+    complete: bool = True
+    """False when part of the container could not be read."""
+    error: str | None = None
+    """Why the container could not be read in full."""

@@ -1,0 +1,41 @@
+"""A plain pickle file (pickle.dump, protocols 0-5)."""
+
+from __future__ import annotations
+
+from ckptaudit.checks import PickleUnit
+from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.formats.detect import LEGACY_MAGIC
+from ckptaudit.formats.legacy import read_pickle_sequence
+from ckptaudit.formats.source import Source
+from ckptaudit.pickle.limits import Limits
+from ckptaudit.pickle.vm import run_pickle
+
+__all__ = ["read_plain_pickle"]
+
+
+def read_plain_pickle(source: Source, limits: Limits) -> Container:
+    """Read a plain pickle: torch.load takes it for a legacy file and fails after the first pickle.
+
+    torch runs the first pickle through the weights_only unpickler (so its globals can fail
+    first) and then compares it with the legacy magic number.
+    """
+    container = Container(format="pickle")
+    (result,) = read_pickle_sequence(source, limits, 1)
+    container.units.append(PickleUnit(None, result, torch_reads=True))
+    if result.complete and result.root != LEGACY_MAGIC:
+        container.issues.append(
+            ContainerIssue(
+                "not-a-torch-checkpoint",
+                "a plain pickle, not a torch.save checkpoint: torch.load reads it as a legacy "
+                "file and rejects it",
+                torch_error="Invalid magic number; corrupt file?",
+            )
+        )
+    if result.complete and result.end < source.size:
+        rest = source.read_at(result.end, min(source.size - result.end, limits.max_pickle_bytes))
+        tail = run_pickle(rest)
+        if tail.globals or tail.calls:
+            container.units.append(
+                PickleUnit(f"after STOP (byte {result.end})", tail, torch_reads=False, order=99)
+            )
+    return container

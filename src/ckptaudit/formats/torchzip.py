@@ -1,0 +1,167 @@
+"""torch.save's zip format (and TorchScript archives), read as torch's zip reader reads them."""
+
+from __future__ import annotations
+
+import re
+
+from ckptaudit.checks import PickleUnit
+from ckptaudit.errors import ContainerError, InputError
+from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.formats.source import Source
+from ckptaudit.formats.ziparchive import ZipArchive, ZipEntry
+from ckptaudit.pickle.limits import Limits
+from ckptaudit.pickle.vm import run_pickle
+
+__all__ = ["read_torch_zip"]
+
+_METADATA = frozenset({
+    "version", ".data/version", "byteorder", ".format_version", ".storage_alignment",
+    ".data/serialization_id",
+})
+_LEADING_INT = re.compile(rb"\s*([+-]?\d+)")
+
+
+def _record_name(name: str) -> str:
+    """miniz compares names up to a NUL byte."""
+    return name.split("\x00", 1)[0]
+
+
+def _parse_version(raw: bytes) -> int | None:
+    """Parse a version record as strtoll does (leading integer, trailing junk ignored)."""
+    m = _LEADING_INT.match(raw)
+    return int(m.group(1)) if m else None
+
+
+def read_torch_zip(source: Source, limits: Limits) -> Container:
+    """Read a zip whose first bytes are a local header: torch-zip, torchscript or other zip."""
+    archive = ZipArchive(source, limits)
+    container = Container(format="torch-zip")
+    for note in archive.anomalies:
+        container.issues.append(ContainerIssue("zip-anomaly", note))
+    if not archive.entries:
+        raise ContainerError("empty zip archive")
+    first = _record_name(archive.entries[0].name)
+    if "/" not in first:
+        container.format = "zip"
+        _torch_fails(container, f"file in archive is not in a subdirectory: {first}")
+        _scan_extra_pickles(archive, container, {e.name for e in archive.entries}, limits)
+        return container
+    top = first[: first.index("/")]
+    prefix = top + "/"
+    # miniz looks names up ignoring ASCII case; keep every candidate of a duplicated name.
+    by_name: dict[str, list[ZipEntry]] = {}
+    for entry in archive.entries:
+        by_name.setdefault(_record_name(entry.name).lower(), []).append(entry)
+
+    def lookup(record: str) -> list[ZipEntry]:
+        return by_name.get((prefix + record).lower(), [])
+
+    records = {_record_name(e.name)[len(prefix) :] for e in archive.entries if e.name.startswith(prefix)}
+    if "constants.pkl" in records:
+        container.format = "torchscript"
+        container.issues.append(
+            ContainerIssue(
+                "torchscript",
+                "TorchScript archive (has constants.pkl): torch.load refuses it under weights_only",
+                torch_error="Cannot use ``weights_only=True`` with TorchScript archives passed "
+                "to ``torch.load``.",
+            )
+        )
+        _scan_extra_pickles(archive, container, set(), limits)
+        return container
+    version_entries = lookup(".data/version") or lookup("version")
+    data_entries = lookup("data.pkl")
+    if not version_entries:
+        _torch_fails(container, 'Expected hasRecord("version") to be true, but got false.')
+    else:
+        version = _parse_version(_read_small(archive, version_entries[-1]))
+        if version is None or not 1 <= version <= 10:
+            _torch_fails(container, f"unsupported or unreadable zip format version {version}")
+    strays = [e.name for e in archive.entries if not e.name.startswith(prefix)]
+    if strays:
+        _torch_fails(container, f"file in archive is not in a subdirectory {prefix}: {strays[0]}")
+    for entry in lookup("byteorder")[:1]:
+        if _read_small(archive, entry) not in (b"little", b"big"):
+            _torch_fails(container, "Unknown endianness type in the byteorder record")
+    if not data_entries:
+        container.format = "zip" if not version_entries else "torch-zip"
+        _torch_fails(container, "PytorchStreamReader failed locating file data.pkl: file not found")
+    elif len(data_entries) > 1:
+        container.issues.append(
+            ContainerIssue(
+                "zip-anomaly",
+                f"{len(data_entries)} members named {prefix}data.pkl: tools disagree on which one "
+                "is read; every copy is audited and all must pass",
+            )
+        )
+    for n, entry in enumerate(data_entries):
+        member = entry.name if len(data_entries) == 1 else f"{entry.name} (copy {n + 1})"
+        data = archive.read(entry)
+        result = run_pickle(data)
+        container.units.append(PickleUnit(member, result, torch_reads=True, order=n))
+        _trailing(container, data, result.end if result.complete else len(data), member, limits)
+    container.storage_records = {
+        r[len("data/") :].lower() for r in (x.lower() for x in records) if r.startswith("data/")
+    }
+    known = {prefix + "data.pkl"} | {prefix + m for m in _METADATA}
+    _scan_extra_pickles(archive, container, known, limits, data_prefix=prefix + "data/")
+    return container
+
+
+def _read_small(archive: ZipArchive, entry: ZipEntry) -> bytes:
+    return archive.read(entry, max_size=1 << 16)
+
+
+def _torch_fails(container: Container, message: str) -> None:
+    container.issues.append(ContainerIssue("malformed", message, torch_error=message))
+
+
+def _trailing(container: Container, data: bytes, end: int, member: str, limits: Limits) -> None:
+    """Bytes after STOP: torch ignores them; other tools may not."""
+    rest = data[end:]
+    if not rest or not rest.strip(b"\x00"):
+        return
+    result = run_pickle(data, end)
+    if result.globals or result.calls:
+        container.units.append(
+            PickleUnit(f"{member} after STOP (byte {end})", result, torch_reads=False, order=99)
+        )
+    else:
+        container.issues.append(
+            ContainerIssue("zip-anomaly", f"{len(rest)} bytes after STOP in {member}", member=member)
+        )
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x80 and head[1] <= 5
+
+
+def _scan_extra_pickles(
+    archive: ZipArchive,
+    container: Container,
+    known: set[str],
+    limits: Limits,
+    data_prefix: str | None = None,
+) -> None:
+    """Audit every other pickle in the zip: torch does not read them, other tools might."""
+    budget = limits.max_pickles
+    for entry in archive.entries:
+        if entry.name in known or budget <= 0:
+            continue
+        if data_prefix and entry.name.startswith(data_prefix):
+            continue  # tensor storages: never read
+        is_pkl = entry.name.lower().endswith((".pkl", ".pickle"))
+        if not is_pkl and (entry.compressed_size < 2 or entry.size > limits.max_pickle_bytes):
+            continue
+        try:
+            data = archive.read(entry)
+        except InputError as exc:
+            if is_pkl:
+                container.issues.append(ContainerIssue("malformed", str(exc), member=entry.name))
+                container.complete = False
+            continue
+        if not is_pkl and not _looks_like_pickle(data[:2]):
+            continue
+        budget -= 1
+        # The weights_only loader reads none of these (TorchScript is refused before reading).
+        container.units.append(PickleUnit(entry.name, run_pickle(data), torch_reads=False, order=50))

@@ -1,0 +1,171 @@
+"""A minimal zip reader that sees what torch's loader sees.
+
+torch reads zips with miniz: names come from the central directory, CRCs are not checked,
+and the archive must start at offset 0 (``torch.load`` only treats a file as a zip when it
+starts with a local header). Python's ``zipfile`` differs on each point (it checks CRCs and
+tolerates a prefix), so ckptaudit parses the directory itself. Only the end records, the
+central directory and the members asked for are read: never the tensor storages.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from ckptaudit.errors import ContainerError, LimitExceeded
+from ckptaudit.formats.source import Source
+from ckptaudit.pickle.limits import Limits
+
+__all__ = ["ZipArchive", "ZipEntry", "find_end_of_central_directory"]
+
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+_CENTRAL = b"PK\x01\x02"
+_LOCAL = b"PK\x03\x04"
+_TAIL = 22 + 0xFFFF + 20  # EOCD + longest comment + zip64 locator
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    """One central-directory record."""
+
+    name: str
+    method: int
+    crc: int
+    compressed_size: int
+    size: int
+    header_offset: int
+    index: int
+
+
+def find_end_of_central_directory(tail: bytes) -> int:
+    """Offset of the last end-of-central-directory signature with a whole record after it.
+
+    miniz takes the last signature followed by at least 22 bytes, so a signature planted in
+    a comment or in trailing junk takes over; ckptaudit does the same to see the same bytes.
+    """
+    at = len(tail)
+    while True:
+        at = tail.rfind(_EOCD, 0, at)
+        if at < 0 or at + 22 <= len(tail):
+            return at
+
+
+class ZipArchive:
+    """The central directory of a zip, and reads of its members."""
+
+    def __init__(self, source: Source, limits: Limits, allow_prefix: bool = False) -> None:
+        self.source = source
+        self.limits = limits
+        self.allow_prefix = allow_prefix
+        self.base = 0
+        self.anomalies: list[str] = []
+        self.entries = self._read_directory()
+
+    def _read_directory(self) -> list[ZipEntry]:
+        size = self.source.size
+        tail_start = max(0, size - _TAIL)
+        tail = self.source.read_at(tail_start, size - tail_start)
+        at = find_end_of_central_directory(tail)
+        if at < 0 or at + 22 > len(tail):
+            raise ContainerError("zip end-of-central-directory record not found (truncated?)")
+        (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from(
+            "<4sHHHHIIH", tail, at
+        )
+        if at + 22 + comment_len != len(tail):
+            self.anomalies.append("bytes after the end-of-central-directory record")
+        eocd_pos = tail_start + at
+        if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+            loc = at - 20
+            if loc < 0 or tail[loc : loc + 4] != _EOCD64_LOCATOR:
+                raise ContainerError("zip64 end-of-central-directory locator missing")
+            (eocd64_pos,) = struct.unpack_from("<Q", tail, loc + 8)
+            rec = self.source.read_at(self.base + eocd64_pos, 56)
+            if len(rec) < 56 or rec[:4] != _EOCD64:
+                raise ContainerError("zip64 end-of-central-directory record damaged")
+            count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
+            eocd_pos = self.base + eocd64_pos
+        if count > self.limits.max_members:
+            raise LimitExceeded(f"zip declares {count} members (limit {self.limits.max_members})")
+        if self.allow_prefix and eocd_pos - cd_size - cd_offset > 0:
+            # Bytes before the archive (self-extractors, polyglots): offsets count from its start.
+            self.base = eocd_pos - cd_size - cd_offset
+            self.anomalies.append(f"{self.base} bytes of other data before the zip archive")
+        start = self.base + cd_offset
+        if start + cd_size > eocd_pos or cd_size > size:
+            raise ContainerError("zip central directory lies outside the file (truncated?)")
+        directory = self.source.read_at(start, cd_size)
+        entries: list[ZipEntry] = []
+        pos = 0
+        for index in range(count):
+            if directory[pos : pos + 4] != _CENTRAL or pos + 46 > len(directory):
+                raise ContainerError(f"zip central directory damaged at entry {index}")
+            (flags, method, _, _, crc, csize, usize, nlen, xlen, clen) = struct.unpack_from(
+                "<HHHHIIIHHH", directory, pos + 8
+            )
+            (offset,) = struct.unpack_from("<I", directory, pos + 42)
+            name_raw = directory[pos + 46 : pos + 46 + nlen]
+            extra = directory[pos + 46 + nlen : pos + 46 + nlen + xlen]
+            if len(name_raw) != nlen:
+                raise ContainerError("zip central directory truncated")
+            usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
+            name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+            entries.append(ZipEntry(name, method, crc, csize, usize, offset, index))
+            pos += 46 + nlen + xlen + clen
+        names = [e.name for e in entries]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            self.anomalies.append(f"duplicate member names: {', '.join(dupes[:5])}")
+        return entries
+
+    def read(self, entry: ZipEntry, max_size: int | None = None) -> bytes:
+        """Read and inflate one member, bounded against zip bombs; CRC is not checked (as torch)."""
+        header = self.source.read_at(self.base + entry.header_offset, 30)
+        if len(header) < 30 or header[:4] != _LOCAL:
+            raise ContainerError(f"zip local header of {entry.name!r} missing or damaged")
+        nlen, xlen = struct.unpack_from("<HH", header, 26)
+        start = self.base + entry.header_offset + 30 + nlen + xlen
+        if start + entry.compressed_size > self.source.size:
+            raise ContainerError(f"zip member {entry.name!r} is truncated")
+        limit = self.limits.max_pickle_bytes if max_size is None else max_size
+        if entry.size > limit:
+            raise LimitExceeded(f"zip member {entry.name!r} is {entry.size} bytes (limit {limit})")
+        raw = self.source.read_at(start, entry.compressed_size)
+        if entry.method == 0:
+            return raw
+        if entry.method != 8:
+            raise ContainerError(f"zip member {entry.name!r} uses compression method {entry.method}")
+        bound = min(limit, max(entry.size, 1), max(len(raw), 1) * self.limits.max_inflate_ratio)
+        inflater = zlib.decompressobj(-15)
+        try:
+            data = inflater.decompress(raw, bound + 1)
+        except zlib.error as exc:
+            raise ContainerError(f"zip member {entry.name!r} does not inflate: {exc}") from None
+        if len(data) > bound:
+            raise LimitExceeded(
+                f"zip member {entry.name!r} inflates beyond {bound} bytes "
+                f"(declared {entry.size}, compressed {len(raw)}): zip bomb?"
+            )
+        return data
+
+
+def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    """Apply a zip64 extended-information extra field to the 32-bit sizes."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            body = extra[pos + 4 : pos + 4 + size]
+            vals = [struct.unpack_from("<Q", body, i)[0] for i in range(0, len(body) - 7, 8)]
+            it = iter(vals)
+            if usize == 0xFFFFFFFF:
+                usize = next(it, usize)
+            if csize == 0xFFFFFFFF:
+                csize = next(it, csize)
+            if offset == 0xFFFFFFFF:
+                offset = next(it, offset)
+            break
+        pos += 4 + size
+    return usize, csize, offset

@@ -1,0 +1,148 @@
+"""Object paths in an inert tree: ``root['model']['slots.mid._extra_state'].stage``.
+
+The walk is iterative (no recursion limit) and visits every object once (memo sharing stays
+shared: a DAG that would explode as a tree is walked in linear time). An object's path is the
+first one reached in document order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from ckptaudit.pickle.nodes import Call, Global, PDict, PSet
+
+__all__ = ["ROOT", "locate", "render_key"]
+
+ROOT = "root"
+
+# A path is kept as a chain (parent, segment) and rendered only when it is wanted.
+_Chain = tuple[Any, str] | None
+
+_LEAF_CALLS = frozenset({"_codecs.encode"})
+
+
+def render_key(key: Any) -> str:
+    """Render a dict key as a path segment: ``['name']``, ``[3]``, ``[<SeedStage>]``."""
+    if key is None or isinstance(key, (str, bytes, int, float, bool)):
+        text = repr(key)
+        if len(text) > 80:
+            text = text[:77] + "..."
+        return f"[{text}]"
+    if isinstance(key, Call) and isinstance(key.func, Global):
+        return f"[<{key.func.name}>]"
+    if isinstance(key, tuple):
+        return f"[<tuple of {len(key)}>]"
+    return f"[<{type(key).__name__}>]"
+
+
+def _render(chain: _Chain) -> str:
+    parts: list[str] = []
+    while chain is not None:
+        chain, segment = chain
+        parts.append(segment)
+    parts.append(ROOT)
+    return "".join(reversed(parts))
+
+
+def _state_children(state: Any) -> list[tuple[Any, str]]:
+    """Children of BUILD state: attributes for dict state, slots too for (dict, slots)."""
+    if type(state) is PDict:
+        return [
+            (v, f".{k}" if isinstance(k, str) and k.isidentifier() else render_key(k))
+            for k, v in state.pairs
+        ]
+    if (
+        type(state) is tuple
+        and len(state) == 2
+        and (state[0] is None or type(state[0]) is PDict)
+        and type(state[1]) is PDict
+    ):
+        first = _state_children(state[0]) if state[0] is not None else []
+        return first + _state_children(state[1])
+    return [(state, ".__setstate__()")]
+
+
+def _children(node: Any) -> list[tuple[Any, str]]:
+    t = type(node)
+    if t is list or t is tuple:
+        return [(v, f"[{i}]") for i, v in enumerate(node)]
+    if t is PDict:
+        out: list[tuple[Any, str]] = []
+        for i, (k, v) in enumerate(node.pairs):
+            if not _is_primitive(k):
+                out.append((k, f".keys()[{i}]"))
+            out.append((v, render_key(k)))
+        return out
+    if t is PSet:
+        return [(v, f"[{i}]") for i, v in enumerate(node.items)]
+    if t is Call:
+        func = node.func
+        if isinstance(func, Global) and func.qualified in _LEAF_CALLS:
+            return []
+        out = []
+        if not isinstance(func, Global):
+            out.append((func, ".__call__"))
+        args = node.args
+        if type(args) is tuple:
+            out.extend((v, f"(arg {i})") for i, v in enumerate(args))
+        elif args is not None:
+            out.append((args, "(args)"))
+        if type(node.kwargs) is PDict:
+            out.extend((v, f"(arg {k})") for k, v in node.kwargs.pairs)
+        if node.builds:
+            out.extend(_state_children(node.state))
+        if node.items:
+            out.extend((v, f"[{i}]") for i, v in enumerate(node.items))
+        if node.setitems:
+            for i, (k, v) in enumerate(node.setitems):
+                if not _is_primitive(k):
+                    out.append((k, f".keys()[{i}]"))
+                out.append((v, render_key(k)))
+        return out
+    return []
+
+
+def _is_primitive(value: Any) -> bool:
+    return value is None or type(value) in (str, int, float, bool, bytes, bytearray, complex)
+
+
+def locate(
+    root: Any, wanted: Mapping[int, Sequence[Hashable]], max_paths: int
+) -> tuple[dict[Hashable, list[str]], set[int]]:
+    """Find the paths of wanted objects.
+
+    Args:
+        root: the tree's root (what STOP returned).
+        wanted: ``id(node)`` -> the groups (findings) it belongs to.
+        max_paths: paths rendered per group; objects beyond it are only marked reached.
+
+    Returns:
+        (paths per group in document order, ids of wanted objects reachable from root).
+    """
+    paths: dict[Hashable, list[str]] = {}
+    reached: set[int] = set()
+    if _is_primitive(root):
+        return paths, reached
+    seen: set[int] = set()
+    stack: list[tuple[Any, _Chain]] = [(root, None)]
+    while stack:
+        node, chain = stack.pop()
+        key = id(node)
+        if key in seen:
+            continue
+        seen.add(key)
+        groups = wanted.get(key)
+        if groups is not None:
+            reached.add(key)
+            rendered = None
+            for group in groups:
+                bucket = paths.setdefault(group, [])
+                if len(bucket) < max_paths:
+                    rendered = rendered or _render(chain)
+                    bucket.append(rendered)
+        children = _children(node)
+        for child, segment in reversed(children):
+            if not _is_primitive(child) and id(child) not in seen:
+                stack.append((child, (chain, segment)))
+    return paths, reached

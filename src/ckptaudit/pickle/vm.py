@@ -1,0 +1,886 @@
+"""A pickle virtual machine that builds an inert tree and never imports or calls anything.
+
+Every opcode of protocols 0-5 has one handler, registered under its ``pickletools`` name
+(registration fails on an unknown or duplicate name). The emulator consults no policy: it
+records facts (which globals are named, which objects are called, which operations act on
+which objects) and :mod:`ckptaudit.checks` judges them.
+
+Work is linear in the input: each opcode does O(1) work plus popping values that earlier
+opcodes pushed, every length field is checked against the bytes that remain before anything
+is allocated, and nothing recurses.
+"""
+
+from __future__ import annotations
+
+import codecs
+import pickletools
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptaudit.errors import LimitExceeded, PickleError
+from ckptaudit.pickle.nodes import Call, Global, Opaque, PDict, PersId, PSet
+
+__all__ = ["OPCODE_NAMES", "Event", "PickleResult", "run_pickle"]
+
+OPCODE_NAMES: dict[int, str] = {ord(op.code): op.name for op in pickletools.opcodes}
+"""Opcode byte -> pickletools name, for every opcode of protocols 0-5."""
+
+_Handler = Callable[["_Machine", int], int]
+_HANDLERS: dict[str, _Handler] = {}
+_BY_NAME = {op.name: op for op in pickletools.opcodes}
+
+_unpack_i = struct.Struct("<i").unpack_from
+_unpack_I = struct.Struct("<I").unpack_from
+_unpack_H = struct.Struct("<H").unpack_from
+_unpack_Q = struct.Struct("<Q").unpack_from
+_unpack_d = struct.Struct(">d").unpack_from
+
+
+def _handles(*names: str) -> Callable[[_Handler], _Handler]:
+    """Register a handler for opcodes, by their pickletools names."""
+
+    def register(fn: _Handler) -> _Handler:
+        for name in names:
+            if name not in _BY_NAME:
+                raise ValueError(f"unknown pickle opcode {name!r}")
+            if name in _HANDLERS:
+                raise ValueError(f"opcode {name!r} registered twice")
+            _HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True)
+class Event:
+    """An operation on an object that is not a plain list/dict (where torch has rules)."""
+
+    op: str
+    """Opcode name: APPEND, APPENDS, SETITEM, SETITEMS, BUILD, ADDITEMS."""
+    target: Any
+    """The object acted on."""
+    offset: int
+    """Byte offset of the opcode."""
+
+
+@dataclass
+class PickleResult:
+    """Everything the emulator learnt from one pickle stream."""
+
+    start: int = 0
+    """Offset of the stream's first opcode."""
+    root: Any = None
+    """The object STOP returned (None if the stream never reached STOP)."""
+    complete: bool = False
+    """True when STOP was reached without error."""
+    error: PickleError | None = None
+    """Why the stream could not be run to STOP, if it could not."""
+    end: int = 0
+    """Offset just after STOP (or where the error stopped the run)."""
+    protocol: int | None = None
+    """The first PROTO's argument, if any."""
+    globals: list[Global] = field(default_factory=list)
+    """Every global named, in order (GLOBAL, STACK_GLOBAL, INST, OBJ's class, EXT*)."""
+    calls: list[Call] = field(default_factory=list)
+    """Every object made by calling, in order."""
+    persids: list[PersId] = field(default_factory=list)
+    """Every persistent id, in order."""
+    events: list[Event] = field(default_factory=list)
+    """Operations on objects other than plain lists/dicts (and every BUILD on a non-call)."""
+    opcode_counts: dict[int, int] = field(default_factory=dict)
+    """How often each opcode byte ran."""
+    opcode_first: dict[int, int] = field(default_factory=dict)
+    """Offset of each opcode byte's first use."""
+    undecodable: list[int] = field(default_factory=list)
+    """Offsets of 8-bit strings that are not UTF-8 (torch decodes them strictly)."""
+    opcodes: int = 0
+    """Opcodes executed."""
+
+
+class _Stop(Exception):
+    """Raised by STOP to leave the dispatch loop."""
+
+
+class _Machine:
+    """The state of one emulation run."""
+
+    def __init__(self, data: bytes | memoryview, start: int, end: int) -> None:
+        self.data = data
+        self.start = start
+        self.end = end
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.result = PickleResult(start=start)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def take(self, pos: int, n: int) -> int:
+        """Check that n bytes remain at pos; return the position after them."""
+        if n < 0:
+            raise PickleError("negative length", pos)
+        new = pos + n
+        if new > self.end:
+            raise PickleError(
+                f"truncated: {n} bytes declared but only {self.end - pos} remain", pos
+            )
+        return new
+
+    def line(self, pos: int) -> tuple[bytes, int]:
+        """Read a newline-terminated argument (text opcodes); return it and the next position."""
+        data = self.data
+        nl = data.find(b"\n", pos, self.end) if isinstance(data, bytes) else -1
+        if nl < 0:
+            nl = bytes(data[pos : self.end]).find(b"\n")
+            nl = -1 if nl < 0 else pos + nl
+        if nl < 0:
+            raise PickleError("truncated: line argument without newline", pos)
+        return bytes(data[pos:nl]), nl + 1
+
+    def pop_mark(self, pos: int) -> list[Any]:
+        """Pop everything pushed since the last MARK."""
+        items = self.stack
+        try:
+            self.stack = self.metastack.pop()
+        except IndexError:
+            raise PickleError("MARK expected but not found", pos - 1) from None
+        return items
+
+    def top(self, pos: int) -> Any:
+        """Return the top of the stack."""
+        try:
+            return self.stack[-1]
+        except IndexError:
+            raise PickleError("stack underflow", pos - 1) from None
+
+    def pop(self, pos: int) -> Any:
+        """Pop the top of the stack."""
+        try:
+            return self.stack.pop()
+        except IndexError:
+            raise PickleError("stack underflow", pos - 1) from None
+
+    def add_global(self, module: str, name: str, pos: int, opcode: str, dynamic: bool) -> Global:
+        """Record and return a global named by the pickle."""
+        node = Global(module, name, pos, opcode, dynamic)
+        self.result.globals.append(node)
+        return node
+
+    def add_call(self, func: Any, args: Any, kwargs: Any, opcode: str, pos: int) -> Call:
+        """Record and return an object made by a call."""
+        node = Call(func, args, kwargs, opcode, pos)
+        self.result.calls.append(node)
+        return node
+
+    def decode_str8(self, raw: bytes, pos: int) -> str | bytes:
+        """Decode an 8-bit string as torch does (UTF-8, strict); keep bytes if it fails."""
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.result.undecodable.append(pos)
+            return raw
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> PickleResult:
+        """Run from start to STOP (or to the first error)."""
+        data = self.data
+        table = _TABLE
+        counts: dict[int, int] = self.result.opcode_counts
+        first = self.result.opcode_first
+        pos = self.start
+        end = self.end
+        executed = 0
+        op_pos = pos
+        try:
+            while True:
+                if pos >= end:
+                    raise PickleError("truncated: pickle ended without STOP", pos)
+                op_pos = pos
+                op = data[pos]
+                pos += 1
+                executed += 1
+                n = counts.get(op)
+                if n is None:
+                    first[op] = op_pos
+                    counts[op] = 1
+                else:
+                    counts[op] = n + 1
+                handler = table[op]
+                if handler is None:
+                    raise PickleError(f"invalid opcode byte 0x{op:02x}", op_pos)
+                pos = handler(self, pos)
+        except _Stop:
+            self.result.complete = True
+            self.result.end = pos
+        except PickleError as exc:
+            self.result.error = exc
+            self.result.end = op_pos
+        except (ValueError, OverflowError, struct.error, UnicodeDecodeError, MemoryError) as exc:
+            # Conversions of text arguments (int('...'), float('...'), escape decoding).
+            self.result.error = PickleError(f"bad argument: {exc}", op_pos)
+            self.result.end = op_pos
+        except RecursionError:  # pragma: no cover - nothing here recurses; defence in depth
+            self.result.error = LimitExceeded("nesting too deep", op_pos)
+            self.result.end = op_pos
+        self.result.opcodes = executed
+        return self.result
+
+
+# -- handlers ------------------------------------------------------------------------------
+# Each takes the machine and the position after the opcode byte, returns the next position.
+
+
+@_handles("PROTO")
+def _proto(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 1)
+    proto = m.data[pos]
+    if proto > 5:
+        raise PickleError(f"unsupported pickle protocol {proto}", pos - 1)
+    if m.result.protocol is None:
+        m.result.protocol = proto
+    return new
+
+
+@_handles("FRAME")
+def _frame(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 8)
+    (size,) = _unpack_Q(m.data, pos)
+    m.take(new, size)  # a frame longer than what remains is a truncated file
+    return new
+
+
+@_handles("STOP")
+def _stop(m: _Machine, pos: int) -> int:
+    m.result.root = m.pop(pos)
+    raise _Stop
+
+
+@_handles("MARK")
+def _mark(m: _Machine, pos: int) -> int:
+    m.metastack.append(m.stack)
+    m.stack = []
+    return pos
+
+
+@_handles("POP")
+def _pop(m: _Machine, pos: int) -> int:
+    if m.stack:
+        m.stack.pop()
+    else:
+        m.pop_mark(pos)
+    return pos
+
+
+@_handles("POP_MARK")
+def _pop_mark(m: _Machine, pos: int) -> int:
+    m.pop_mark(pos)
+    return pos
+
+
+@_handles("DUP")
+def _dup(m: _Machine, pos: int) -> int:
+    m.stack.append(m.top(pos))
+    return pos
+
+
+# -- primitives
+
+
+@_handles("NONE")
+def _none(m: _Machine, pos: int) -> int:
+    m.stack.append(None)
+    return pos
+
+
+@_handles("NEWTRUE")
+def _true(m: _Machine, pos: int) -> int:
+    m.stack.append(True)
+    return pos
+
+
+@_handles("NEWFALSE")
+def _false(m: _Machine, pos: int) -> int:
+    m.stack.append(False)
+    return pos
+
+
+@_handles("BININT")
+def _binint(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 4)
+    m.stack.append(_unpack_i(m.data, pos)[0])
+    return new
+
+
+@_handles("BININT1")
+def _binint1(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 1)
+    m.stack.append(m.data[pos])
+    return new
+
+
+@_handles("BININT2")
+def _binint2(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 2)
+    m.stack.append(_unpack_H(m.data, pos)[0])
+    return new
+
+
+@_handles("INT")
+def _int(m: _Machine, pos: int) -> int:
+    raw, new = m.line(pos)
+    value: int | bool
+    if raw == b"00":
+        value = False
+    elif raw == b"01":
+        value = True
+    else:
+        value = int(raw)
+    m.stack.append(value)
+    return new
+
+
+@_handles("LONG")
+def _long(m: _Machine, pos: int) -> int:
+    raw, new = m.line(pos)
+    if raw.endswith(b"L"):
+        raw = raw[:-1]
+    m.stack.append(int(raw))
+    return new
+
+
+@_handles("LONG1")
+def _long1(m: _Machine, pos: int) -> int:
+    start = m.take(pos, 1)
+    new = m.take(start, m.data[pos])
+    m.stack.append(int.from_bytes(m.data[start:new], "little", signed=True))
+    return new
+
+
+@_handles("LONG4")
+def _long4(m: _Machine, pos: int) -> int:
+    start = m.take(pos, 4)
+    (n,) = _unpack_i(m.data, pos)
+    if n < 0:
+        raise PickleError("LONG4 with negative byte count", pos - 1)
+    new = m.take(start, n)
+    m.stack.append(int.from_bytes(m.data[start:new], "little", signed=True))
+    return new
+
+
+@_handles("FLOAT")
+def _float(m: _Machine, pos: int) -> int:
+    raw, new = m.line(pos)
+    m.stack.append(float(raw))
+    return new
+
+
+@_handles("BINFLOAT")
+def _binfloat(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 8)
+    m.stack.append(_unpack_d(m.data, pos)[0])
+    return new
+
+
+# -- strings and bytes
+
+
+def _sized(m: _Machine, pos: int, width: int) -> tuple[int, int]:
+    """Read a length field of width 1, 4 (signed) or 8 bytes; return (start, end) of the data."""
+    start = m.take(pos, width)
+    if width == 1:
+        n = m.data[pos]
+    elif width == 4:
+        (n,) = _unpack_i(m.data, pos)
+        if n < 0:
+            raise PickleError("negative length", pos - 1)
+    else:
+        (n,) = _unpack_Q(m.data, pos)
+    return start, m.take(start, n)
+
+
+@_handles("STRING")
+def _string(m: _Machine, pos: int) -> int:
+    raw, new = m.line(pos)
+    if len(raw) < 2 or raw[0] != raw[-1] or raw[0] not in b"\"'":
+        raise PickleError("STRING argument is not quoted", pos - 1)
+    value = codecs.escape_decode(raw[1:-1])[0]
+    m.stack.append(m.decode_str8(value, pos - 1))
+    return new
+
+
+@_handles("BINSTRING")
+def _binstring(m: _Machine, pos: int) -> int:
+    start, new = _sized(m, pos, 4)
+    m.stack.append(m.decode_str8(bytes(m.data[start:new]), pos - 1))
+    return new
+
+
+@_handles("SHORT_BINSTRING")
+def _short_binstring(m: _Machine, pos: int) -> int:
+    start, new = _sized(m, pos, 1)
+    m.stack.append(m.decode_str8(bytes(m.data[start:new]), pos - 1))
+    return new
+
+
+@_handles("UNICODE")
+def _unicode(m: _Machine, pos: int) -> int:
+    raw, new = m.line(pos)
+    m.stack.append(raw.decode("raw-unicode-escape"))
+    return new
+
+
+def _push_text(m: _Machine, pos: int, width: int) -> int:
+    start, new = _sized(m, pos, width)
+    m.stack.append(str(m.data[start:new], "utf-8", "surrogatepass"))
+    return new
+
+
+@_handles("SHORT_BINUNICODE")
+def _short_binunicode(m: _Machine, pos: int) -> int:
+    return _push_text(m, pos, 1)
+
+
+@_handles("BINUNICODE")
+def _binunicode(m: _Machine, pos: int) -> int:
+    # torch reads this length unsigned; a length >= 2**31 cannot fit any real input anyway.
+    start = m.take(pos, 4)
+    (n,) = _unpack_I(m.data, pos)
+    new = m.take(start, n)
+    m.stack.append(str(m.data[start:new], "utf-8", "surrogatepass"))
+    return new
+
+
+@_handles("BINUNICODE8")
+def _binunicode8(m: _Machine, pos: int) -> int:
+    return _push_text(m, pos, 8)
+
+
+def _push_bytes(m: _Machine, pos: int, width: int) -> int:
+    start, new = _sized(m, pos, width)
+    m.stack.append(bytes(m.data[start:new]))
+    return new
+
+
+@_handles("SHORT_BINBYTES")
+def _short_binbytes(m: _Machine, pos: int) -> int:
+    return _push_bytes(m, pos, 1)
+
+
+@_handles("BINBYTES")
+def _binbytes(m: _Machine, pos: int) -> int:
+    start = m.take(pos, 4)
+    (n,) = _unpack_I(m.data, pos)
+    new = m.take(start, n)
+    m.stack.append(bytes(m.data[start:new]))
+    return new
+
+
+@_handles("BINBYTES8")
+def _binbytes8(m: _Machine, pos: int) -> int:
+    return _push_bytes(m, pos, 8)
+
+
+@_handles("BYTEARRAY8")
+def _bytearray8(m: _Machine, pos: int) -> int:
+    start, new = _sized(m, pos, 8)
+    m.stack.append(bytearray(m.data[start:new]))
+    return new
+
+
+@_handles("NEXT_BUFFER")
+def _next_buffer(m: _Machine, pos: int) -> int:
+    m.stack.append(Opaque("out-of-band buffer", pos - 1))
+    return pos
+
+
+@_handles("READONLY_BUFFER")
+def _readonly_buffer(m: _Machine, pos: int) -> int:
+    m.top(pos)
+    return pos
+
+
+# -- containers
+
+
+@_handles("EMPTY_LIST")
+def _empty_list(m: _Machine, pos: int) -> int:
+    m.stack.append([])
+    return pos
+
+
+@_handles("LIST")
+def _list(m: _Machine, pos: int) -> int:
+    items = m.pop_mark(pos)  # pop first: pop_mark replaces m.stack
+    m.stack.append(items)
+    return pos
+
+
+@_handles("EMPTY_TUPLE")
+def _empty_tuple(m: _Machine, pos: int) -> int:
+    m.stack.append(())
+    return pos
+
+
+@_handles("TUPLE")
+def _tuple(m: _Machine, pos: int) -> int:
+    items = m.pop_mark(pos)  # pop first: pop_mark replaces m.stack
+    m.stack.append(tuple(items))
+    return pos
+
+
+@_handles("TUPLE1")
+def _tuple1(m: _Machine, pos: int) -> int:
+    stack = m.stack
+    if not stack:
+        raise PickleError("stack underflow", pos - 1)
+    stack[-1] = (stack[-1],)
+    return pos
+
+
+@_handles("TUPLE2")
+def _tuple2(m: _Machine, pos: int) -> int:
+    stack = m.stack
+    if len(stack) < 2:
+        raise PickleError("stack underflow", pos - 1)
+    stack[-2:] = [(stack[-2], stack[-1])]
+    return pos
+
+
+@_handles("TUPLE3")
+def _tuple3(m: _Machine, pos: int) -> int:
+    stack = m.stack
+    if len(stack) < 3:
+        raise PickleError("stack underflow", pos - 1)
+    stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
+    return pos
+
+
+@_handles("EMPTY_DICT")
+def _empty_dict(m: _Machine, pos: int) -> int:
+    m.stack.append(PDict())
+    return pos
+
+
+@_handles("DICT")
+def _dict(m: _Machine, pos: int) -> int:
+    items = m.pop_mark(pos)
+    if len(items) % 2:
+        raise PickleError("odd number of items for DICT", pos - 1)
+    node = PDict()
+    node.pairs = list(zip(items[::2], items[1::2], strict=True))
+    m.stack.append(node)
+    return pos
+
+
+@_handles("EMPTY_SET")
+def _empty_set(m: _Machine, pos: int) -> int:
+    m.stack.append(PSet(frozen=False))
+    return pos
+
+
+@_handles("FROZENSET")
+def _frozenset(m: _Machine, pos: int) -> int:
+    node = PSet(frozen=True)
+    node.items = m.pop_mark(pos)
+    m.stack.append(node)
+    return pos
+
+
+def _append_to(m: _Machine, target: Any, items: list[Any], op: str, pos: int) -> None:
+    if type(target) is list:
+        target.extend(items)
+        return
+    if isinstance(target, Call):
+        if target.items is None:
+            target.items = []
+        target.items.extend(items)
+    m.result.events.append(Event(op, target, pos - 1))
+
+
+@_handles("APPEND")
+def _append(m: _Machine, pos: int) -> int:
+    item = m.pop(pos)
+    _append_to(m, m.top(pos), [item], "APPEND", pos)
+    return pos
+
+
+@_handles("APPENDS")
+def _appends(m: _Machine, pos: int) -> int:
+    items = m.pop_mark(pos)
+    _append_to(m, m.top(pos), items, "APPENDS", pos)
+    return pos
+
+
+def _setitems_on(m: _Machine, target: Any, pairs: list[tuple[Any, Any]], op: str, pos: int) -> None:
+    if type(target) is PDict:
+        target.pairs.extend(pairs)
+        return
+    if isinstance(target, Call):
+        if target.setitems is None:
+            target.setitems = []
+        target.setitems.extend(pairs)
+    m.result.events.append(Event(op, target, pos - 1))
+
+
+@_handles("SETITEM")
+def _setitem(m: _Machine, pos: int) -> int:
+    value = m.pop(pos)
+    key = m.pop(pos)
+    _setitems_on(m, m.top(pos), [(key, value)], "SETITEM", pos)
+    return pos
+
+
+@_handles("SETITEMS")
+def _setitems(m: _Machine, pos: int) -> int:
+    items = m.pop_mark(pos)
+    if len(items) % 2:
+        raise PickleError("odd number of items for SETITEMS", pos - 1)
+    _setitems_on(m, m.top(pos), list(zip(items[::2], items[1::2], strict=True)), "SETITEMS", pos)
+    return pos
+
+
+@_handles("ADDITEMS")
+def _additems(m: _Machine, pos: int) -> int:
+    items = m.pop_mark(pos)
+    target = m.top(pos)
+    if type(target) is PSet and not target.frozen:
+        target.items.extend(items)
+    else:
+        m.result.events.append(Event("ADDITEMS", target, pos - 1))
+    return pos
+
+
+# -- memo
+
+
+def _put(m: _Machine, index: int, pos: int) -> None:
+    m.memo[index] = m.top(pos)
+
+
+def _get(m: _Machine, index: int, pos: int) -> None:
+    try:
+        m.stack.append(m.memo[index])
+    except KeyError:
+        raise PickleError(f"memo key {index} not found", pos - 1) from None
+
+
+@_handles("PUT")
+def _put_text(m: _Machine, pos: int) -> int:
+    raw, new = m.line(pos)
+    index = int(raw)
+    if index < 0:
+        raise PickleError("negative PUT argument", pos - 1)
+    _put(m, index, pos)
+    return new
+
+
+@_handles("BINPUT")
+def _binput(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 1)
+    _put(m, m.data[pos], pos)
+    return new
+
+
+@_handles("LONG_BINPUT")
+def _long_binput(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 4)
+    _put(m, _unpack_I(m.data, pos)[0], pos)
+    return new
+
+
+@_handles("MEMOIZE")
+def _memoize(m: _Machine, pos: int) -> int:
+    _put(m, len(m.memo), pos)
+    return pos
+
+
+@_handles("GET")
+def _get_text(m: _Machine, pos: int) -> int:
+    raw, new = m.line(pos)
+    _get(m, int(raw), pos)
+    return new
+
+
+@_handles("BINGET")
+def _binget(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 1)
+    _get(m, m.data[pos], pos)
+    return new
+
+
+@_handles("LONG_BINGET")
+def _long_binget(m: _Machine, pos: int) -> int:
+    new = m.take(pos, 4)
+    _get(m, _unpack_I(m.data, pos)[0], pos)
+    return new
+
+
+# -- globals and calls: recorded, never resolved
+
+
+def _text_name(raw: bytes, pos: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PickleError("global name is not UTF-8", pos) from None
+
+
+@_handles("GLOBAL")
+def _global(m: _Machine, pos: int) -> int:
+    module, p = m.line(pos)
+    name, new = m.line(p)
+    m.stack.append(
+        m.add_global(_text_name(module, pos), _text_name(name, pos), pos - 1, "GLOBAL", False)
+    )
+    return new
+
+
+@_handles("STACK_GLOBAL")
+def _stack_global(m: _Machine, pos: int) -> int:
+    name = m.pop(pos)
+    module = m.pop(pos)
+    if type(module) is str and type(name) is str:
+        node = m.add_global(module, name, pos - 1, "STACK_GLOBAL", False)
+    else:
+        # The name is computed at load time: nothing static can say what it resolves to.
+        node = m.add_global(_describe(module), _describe(name), pos - 1, "STACK_GLOBAL", True)
+    m.stack.append(node)
+    return pos
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Call) and isinstance(value.func, Global):
+        return f"<result of {value.func.qualified}(...)>"
+    return f"<{type(value).__name__}>"
+
+
+def _ext(m: _Machine, pos: int, width: int) -> int:
+    new = m.take(pos, width)
+    code = int.from_bytes(m.data[pos:new], "little")
+    # The copyreg extension registry maps codes to globals at load time; unknowable here.
+    m.stack.append(m.add_global("<extension>", str(code), pos - 1, f"EXT{width}", True))
+    return new
+
+
+@_handles("EXT1")
+def _ext1(m: _Machine, pos: int) -> int:
+    return _ext(m, pos, 1)
+
+
+@_handles("EXT2")
+def _ext2(m: _Machine, pos: int) -> int:
+    return _ext(m, pos, 2)
+
+
+@_handles("EXT4")
+def _ext4(m: _Machine, pos: int) -> int:
+    return _ext(m, pos, 4)
+
+
+@_handles("REDUCE")
+def _reduce(m: _Machine, pos: int) -> int:
+    args = m.pop(pos)
+    func = m.top(pos)
+    m.stack[-1] = m.add_call(func, args, None, "REDUCE", pos - 1)
+    return pos
+
+
+@_handles("NEWOBJ")
+def _newobj(m: _Machine, pos: int) -> int:
+    args = m.pop(pos)
+    cls = m.pop(pos)
+    m.stack.append(m.add_call(cls, args, None, "NEWOBJ", pos - 1))
+    return pos
+
+
+@_handles("NEWOBJ_EX")
+def _newobj_ex(m: _Machine, pos: int) -> int:
+    kwargs = m.pop(pos)
+    args = m.pop(pos)
+    cls = m.pop(pos)
+    m.stack.append(m.add_call(cls, args, kwargs, "NEWOBJ_EX", pos - 1))
+    return pos
+
+
+@_handles("INST")
+def _inst(m: _Machine, pos: int) -> int:
+    module, p = m.line(pos)
+    name, new = m.line(p)
+    args = tuple(m.pop_mark(pos))
+    cls = m.add_global(_text_name(module, pos), _text_name(name, pos), pos - 1, "INST", False)
+    m.stack.append(m.add_call(cls, args, None, "INST", pos - 1))
+    return new
+
+
+@_handles("OBJ")
+def _obj(m: _Machine, pos: int) -> int:
+    items = m.pop_mark(pos)
+    if not items:
+        raise PickleError("OBJ without a class", pos - 1)
+    m.stack.append(m.add_call(items[0], tuple(items[1:]), None, "OBJ", pos - 1))
+    return pos
+
+
+@_handles("BUILD")
+def _build(m: _Machine, pos: int) -> int:
+    state = m.pop(pos)
+    target = m.top(pos)
+    if isinstance(target, Call):
+        target.state = state
+        target.builds += 1
+        if target.build_offset is None:
+            target.build_offset = pos - 1
+    else:
+        m.result.events.append(Event("BUILD", target, pos - 1))
+    return pos
+
+
+@_handles("PERSID")
+def _persid(m: _Machine, pos: int) -> int:
+    raw, new = m.line(pos)
+    node = PersId(raw.decode("ascii", "replace"), pos - 1, "PERSID")
+    m.result.persids.append(node)
+    m.stack.append(node)
+    return new
+
+
+@_handles("BINPERSID")
+def _binpersid(m: _Machine, pos: int) -> int:
+    node = PersId(m.pop(pos), pos - 1, "BINPERSID")
+    m.result.persids.append(node)
+    m.stack.append(node)
+    return pos
+
+
+def _build_table() -> list[_Handler | None]:
+    missing = set(_BY_NAME) - set(_HANDLERS)
+    if missing:  # pragma: no cover - guarded by a test too
+        raise RuntimeError(f"no handler for opcodes {sorted(missing)}")
+    table: list[_Handler | None] = [None] * 256
+    for name, handler in _HANDLERS.items():
+        table[ord(_BY_NAME[name].code)] = handler
+    return table
+
+
+_TABLE = _build_table()
+
+
+def run_pickle(data: bytes | memoryview, start: int = 0, end: int | None = None) -> PickleResult:
+    """Emulate one pickle stream from ``start`` until STOP, without importing or calling.
+
+    Args:
+        data: the bytes holding the stream.
+        start: offset of its first opcode.
+        end: offset the stream must not read past (default: the end of ``data``).
+
+    Returns:
+        What the stream builds and names. Malformed input never raises: the result's
+        ``error`` says what went wrong and everything recorded before it is kept (a payload
+        before a corrupt tail still runs in a real unpickler).
+    """
+    return _Machine(data, start, len(data) if end is None else end).run()

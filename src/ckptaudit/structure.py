@@ -1,0 +1,178 @@
+"""Read what an inert tree holds: type summaries, tensors and their storages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ckptaudit.findings import TopLevelEntry
+from ckptaudit.pickle.nodes import Call, Global, Opaque, PDict, PersId, PSet
+from ckptaudit.pickle.paths import render_key
+
+__all__ = ["StorageRef", "storage_ref", "summarize", "tensor_info", "top_level"]
+
+# Element sizes and dtype names of torch's legacy storage classes (what torch.save pickles).
+_STORAGES: dict[str, tuple[str, int]] = {
+    "DoubleStorage": ("float64", 8),
+    "FloatStorage": ("float32", 4),
+    "HalfStorage": ("float16", 2),
+    "BFloat16Storage": ("bfloat16", 2),
+    "LongStorage": ("int64", 8),
+    "IntStorage": ("int32", 4),
+    "ShortStorage": ("int16", 2),
+    "CharStorage": ("int8", 1),
+    "ByteStorage": ("uint8", 1),
+    "BoolStorage": ("bool", 1),
+    "ComplexDoubleStorage": ("complex128", 16),
+    "ComplexFloatStorage": ("complex64", 8),
+    "QUInt8Storage": ("quint8", 1),
+    "QInt8Storage": ("qint8", 1),
+    "QInt32Storage": ("qint32", 4),
+    "QUInt4x2Storage": ("quint4x2", 1),
+    "QUInt2x4Storage": ("quint2x4", 1),
+    "UntypedStorage": ("uint8", 1),
+}
+
+_TENSOR_REBUILDS = frozenset({
+    "torch._utils._rebuild_tensor",
+    "torch._utils._rebuild_tensor_v2",
+    "torch._utils._rebuild_tensor_v3",
+    "torch._utils._rebuild_qtensor",
+})
+_PARAMETER_REBUILDS = frozenset({
+    "torch._utils._rebuild_parameter",
+    "torch._utils._rebuild_parameter_with_state",
+})
+_SUBCLASS_REBUILD = "torch._tensor._rebuild_from_type_v2"
+
+
+@dataclass(frozen=True)
+class StorageRef:
+    """A tensor storage named by a persistent id ('storage', type, key, location, numel)."""
+
+    key: str
+    dtype: str
+    numel: int
+    element_size: int
+    location: str
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the storage."""
+        return self.numel * self.element_size
+
+
+def storage_ref(pid: PersId) -> StorageRef | None:
+    """Parse a storage persistent id; None if it is not one."""
+    value = pid.pid
+    if not (type(value) is tuple and len(value) >= 5):
+        return None
+    typename, storage_type, key, location, numel = value[:5]
+    if isinstance(typename, bytes):
+        typename = typename.decode("ascii", "replace")
+    if typename != "storage" or not isinstance(storage_type, Global):
+        return None
+    dtype, size = _STORAGES.get(storage_type.name, ("unknown", 1))
+    if not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
+        return None
+    return StorageRef(str(key), dtype, numel, size, str(location))
+
+
+def _global_name(node: Any) -> str | None:
+    if isinstance(node, Call) and isinstance(node.func, Global):
+        return node.func.qualified
+    return None
+
+
+def tensor_info(node: Any) -> tuple[str, tuple[int, ...] | None, str] | None:
+    """For a tensor-rebuilding call, return (class label, shape, dtype); else None."""
+    name = _global_name(node)
+    if name is None:
+        return None
+    assert isinstance(node, Call)
+    args = node.args if type(node.args) is tuple else ()
+    if name in _PARAMETER_REBUILDS and args:
+        inner = tensor_info(args[0])
+        if inner is not None:
+            return ("Parameter", inner[1], inner[2])
+    if name == _SUBCLASS_REBUILD and len(args) >= 3:
+        cls = args[1]
+        label = cls.name if isinstance(cls, Global) else "Tensor"
+        inner_args = args[2] if type(args[2]) is tuple else ()
+        inner = tensor_info(Call(args[0], inner_args, None, "REDUCE", node.offset))
+        return (label, inner[1] if inner else None, inner[2] if inner else "unknown")
+    if name in _TENSOR_REBUILDS and args:
+        storage = args[0]
+        dtype = "unknown"
+        if isinstance(storage, PersId):
+            ref = storage_ref(storage)
+            if ref is not None:
+                dtype = ref.dtype
+        shape = args[2] if len(args) > 2 and type(args[2]) is tuple else None
+        if shape is not None and not all(type(d) is int for d in shape):
+            shape = None
+        return ("Tensor", shape, dtype)
+    return None
+
+
+def summarize(value: Any) -> str:
+    """Short type summary: ``dict[3 keys]``, ``Tensor[64, 3, 3, 3] float32``, ``SeedState``."""
+    t = type(value)
+    if value is None:
+        return "None"
+    if t in (bool, int, float, str, complex):
+        return t.__name__
+    if t is bytes or t is bytearray:
+        return f"{t.__name__}[{len(value)}]"
+    if t is list:
+        return f"list[{len(value)} items]"
+    if t is tuple:
+        return f"tuple[{len(value)} items]"
+    if t is PDict:
+        return f"dict[{len(value.pairs)} keys]"
+    if t is PSet:
+        return f"{'frozenset' if value.frozen else 'set'}[{len(value.items)} items]"
+    if t is Global:
+        return f"reference to {value.qualified}"
+    if t is PersId:
+        return "storage"
+    if t is Opaque:
+        return value.what
+    if t is Call:
+        info = tensor_info(value)
+        if info is not None:
+            label, shape, dtype = info
+            dims = "?" if shape is None else ", ".join(str(d) for d in shape)
+            return f"{label}[{dims}] {dtype}"
+        name = _global_name(value)
+        if name == "_codecs.encode":
+            return "bytes"
+        if name is None:
+            return "object (computed callable)"
+        short = name.rsplit(".", 1)[-1]
+        if value.setitems is not None:
+            return f"{short}[{len(value.setitems)} keys]"
+        if value.items is not None:
+            return f"{short}[{len(value.items)} items]"
+        return short
+    return t.__name__
+
+
+def top_level(root: Any, limit: int) -> list[TopLevelEntry]:
+    """The root's entries with summaries (one entry ``root`` when it is not a container)."""
+    entries: list[tuple[Any, Any]]
+    if type(root) is PDict:
+        entries = list(root.pairs)
+    elif type(root) is Call and root.setitems is not None and not root.items:
+        entries = list(root.setitems)
+    elif type(root) in (list, tuple):
+        entries = list(enumerate(root))
+    else:
+        return [TopLevelEntry(key="root", summary=summarize(root))]
+    out = []
+    for key, value in entries[:limit]:
+        label = key if isinstance(key, str) else render_key(key)[1:-1]
+        out.append(TopLevelEntry(key=str(label), summary=summarize(value)))
+    if len(entries) > limit:
+        out.append(TopLevelEntry(key="...", summary=f"{len(entries) - limit} more entries"))
+    return out
