@@ -63,6 +63,26 @@ def _second_arg_class(call: Call) -> str | None:
     return None
 
 
+# numpy >= 1.25: np.dtype(code) is an instance of a per-dtype class that BUILD then touches.
+_NUMPY_DTYPE_CLASSES = {
+    "b1": "BoolDType", "i1": "Int8DType", "u1": "UInt8DType", "i2": "Int16DType",
+    "u2": "UInt16DType", "i4": "Int32DType", "u4": "UInt32DType", "i8": "Int64DType",
+    "u8": "UInt64DType", "f2": "Float16DType", "f4": "Float32DType", "f8": "Float64DType",
+    "f16": "LongDoubleDType", "c8": "Complex64DType", "c16": "Complex128DType",
+    "c32": "CLongDoubleDType", "O8": "ObjectDType", "O4": "ObjectDType", "M8": "DateTime64DType",
+    "m8": "TimeDelta64DType", "U": "StrDType", "S": "BytesDType", "V": "VoidDType",
+}
+
+
+def _numpy_dtype_class(call: Call) -> str | None:
+    args = call.args
+    if not (type(args) is tuple and args and isinstance(args[0], str)):
+        return None
+    code = args[0]
+    name = _NUMPY_DTYPE_CLASSES.get(code) or _NUMPY_DTYPE_CLASSES.get(code[:1])
+    return f"numpy.dtypes.{name}" if name else None
+
+
 # What calling a known function returns, where that is not an instance of the callee.
 _RETURNS: dict[str, Any] = {
     "torch._utils._rebuild_tensor": _TENSOR,
@@ -85,6 +105,7 @@ _RETURNS: dict[str, Any] = {
     "numpy.core.multiarray._reconstruct": _first_arg_class,
     "numpy._core.multiarray._reconstruct": _first_arg_class,
     "builtins.getattr": None,
+    "numpy.dtype": _numpy_dtype_class,
 }
 
 
@@ -235,6 +256,7 @@ class _Checker:
         self.groups: dict[Hashable, _Group] = {}
         self.violations: list[Violation] = []
         self.unsafe: set[str] = set()
+        self.unsafe_named: set[str] = set()
         self.convert: dict[str, str] = {}
 
     def group(self, key: Hashable, **fields: Any) -> _Group:
@@ -324,6 +346,7 @@ class _Checker:
             default_allowed = q in policy.allowed
             if not policy.is_allowed(q):
                 self.unsafe.add(q)
+                self.unsafe_named.add(q)
             if g.opcode == "GLOBAL":
                 self._torch_global(unit, g)
             if default_allowed:
@@ -478,10 +501,28 @@ class _Checker:
             "Can only build Tensor, Parameter, OrderedDict or types allowlisted via "
             f"`add_safe_globals`, but got {_type_repr(t)}",
         )
-        if t is not None and isinstance(target, Call) and isinstance(target.func, Global):
-            # An instance of a not-allowlisted class: allowlisting that class fixes BUILD.
-            if t == target.func.qualified or t in self.unsafe:
-                return
+        if isinstance(target, Call) and isinstance(target.func, Global) and t in (
+            target.func.qualified, *self.unsafe_named
+        ):
+            return  # an instance of a global already reported: allowlisting it fixes BUILD
+        if t is not None and not t.startswith("builtins."):
+            # A type the pickle never names (np.dtype('f8') is a Float64DType): torch's
+            # get_unsafe_globals_in_checkpoint misses it, but it must be allowlisted too.
+            self.unsafe.add(t)
+            grp = self.group(
+                ("CKA203", "BUILD", t, unit.member),
+                category="forbidden-operation",
+                global_name=t,
+                member=unit.member,
+                message=f"BUILD on a {t} object: torch builds only allowlisted types, and this "
+                "type is never named in the pickle (so torch's get_unsafe_globals_in_checkpoint "
+                "does not list it)",
+                kind=_shape_kind(target),
+                remedy=Remedy.ALLOWLIST,
+                opcode="BUILD",
+            )
+            grp.add(target, offset)
+            return
         self._forbidden(unit, "BUILD", target, t, offset)
 
     def _check_events(self, unit: PickleUnit) -> None:

@@ -95,11 +95,13 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
             )
         )
     for n, entry in enumerate(data_entries):
-        member = entry.name if len(data_entries) == 1 else f"{entry.name} (copy {n + 1})"
+        member = None if len(data_entries) == 1 else f"{entry.name} (copy {n + 1})"
         data = archive.read(entry)
         result = run_pickle(data)
         container.units.append(PickleUnit(member, result, torch_reads=True, order=n))
-        _trailing(container, data, result.end if result.complete else len(data), member, limits)
+        _trailing(
+            container, data, result.end if result.complete else len(data), member or entry.name
+        )
     container.storage_records = {
         r[len("data/") :].lower() for r in (x.lower() for x in records) if r.startswith("data/")
     }
@@ -116,7 +118,7 @@ def _torch_fails(container: Container, message: str) -> None:
     container.issues.append(ContainerIssue("malformed", message, torch_error=message))
 
 
-def _trailing(container: Container, data: bytes, end: int, member: str, limits: Limits) -> None:
+def _trailing(container: Container, data: bytes, end: int, member: str) -> None:
     """Bytes after STOP: torch ignores them; other tools may not."""
     rest = data[end:]
     if not rest or not rest.strip(b"\x00"):

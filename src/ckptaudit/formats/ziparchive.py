@@ -66,9 +66,13 @@ class ZipArchive:
 
     def _read_directory(self) -> list[ZipEntry]:
         size = self.source.size
-        tail_start = max(0, size - _TAIL)
-        tail = self.source.read_at(tail_start, size - tail_start)
-        at = find_end_of_central_directory(tail)
+        # Most zips have no comment: try a small tail first, the longest possible one after.
+        for window in (1024, _TAIL):
+            tail_start = max(0, size - window)
+            tail = self.source.read_at(tail_start, size - tail_start)
+            at = find_end_of_central_directory(tail)
+            if at >= 0 or tail_start == 0:
+                break
         if at < 0 or at + 22 > len(tail):
             raise ContainerError("zip end-of-central-directory record not found (truncated?)")
         (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from(

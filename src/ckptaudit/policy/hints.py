@@ -94,8 +94,6 @@ KIND_HINTS: dict[Kind, str] = {
 }
 
 NEEDS_CONVERSION: dict[str, str] = {
-    "collections.deque": "it is filled by APPENDS on a deque, which torch forbids",
-    "collections.defaultdict": "it is filled by SETITEMS on a defaultdict, which torch forbids",
     "builtins.getattr": "allowlisting getattr would let any checkpoint reach any attribute",
     "copyreg._reconstructor": "it calls constructors of arbitrary bases",
 }

@@ -1,0 +1,7 @@
+"""``python -m ckptaudit``."""
+
+import sys
+
+from ckptaudit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,222 @@
+"""The command line: parse arguments, call the library, print, exit. Nothing else prints.
+
+Exit status of ``ckptaudit audit``: 0 nothing at or above --fail-on; 1 a file at or above it;
+2 usage error; 3 a file could not be read (and nothing worse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ckptaudit import __version__
+from ckptaudit.errors import CkptAuditError, UsageError
+from ckptaudit.findings import FileReport, Status
+
+__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_UNREADABLE = 3
+
+_FAIL_ON = {
+    "incompatible": {Status.INCOMPATIBLE, Status.DANGEROUS},
+    "dangerous": {Status.DANGEROUS},
+    "never": set(),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() owns every exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _add_policy_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow", action="append", default=[], metavar="MODULE.NAME",
+        help="treat a global as allowlisted, like torch.serialization.add_safe_globals "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "--allow-file", action="append", default=[], metavar="FILE",
+        help="read globals to allow from a file, one module.name per line, # for comments",
+    )
+    p.add_argument(
+        "--torch-version", metavar="VERSION",
+        help="judge against this torch release's policy table (default: the newest shipped)",
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ckptaudit",
+        description="Checkpoint forensics: what stands between a PyTorch checkpoint and "
+        "torch.load(weights_only=True), found without executing the file.",
+    )
+    parser.add_argument("--version", action="version", version=f"ckptaudit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    audit = sub.add_parser("audit", help="audit checkpoint files or directories")
+    audit.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    audit.add_argument(
+        "--format", choices=("text", "json", "markdown", "sarif"), default="text",
+        help="output format (default: text)",
+    )
+    audit.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    audit.add_argument(
+        "--fail-on", choices=tuple(_FAIL_ON), default="incompatible",
+        help="exit 1 when a file is at or above this verdict (default: incompatible)",
+    )
+    audit.add_argument(
+        "-j", "--jobs", type=int, default=None, metavar="N",
+        help="audit files in N parallel processes (default: the CPU count)",
+    )
+    audit.add_argument(
+        "--no-progress", action="store_true", help="no progress bar for directory runs"
+    )
+    _add_policy_options(audit)
+
+    report = sub.add_parser("report", help="write the Markdown findings document")
+    report.add_argument("paths", nargs="+", metavar="PATH")
+    report.add_argument("-o", "--output", metavar="FILE", required=True)
+    report.add_argument(
+        "--no-torch", action="store_true",
+        help="do not ask the installed torch for its exact error messages",
+    )
+    _add_policy_options(report)
+
+    explain = sub.add_parser("explain", help="explain a rule code (e.g. CKA201)")
+    explain.add_argument("code", nargs="?", help="rule code; omit to list every rule")
+
+    demo = sub.add_parser("demo", help="build an example checkpoint (needs torch)")
+    demo.add_argument("which", choices=("ppo", "morphogenetic"))
+    demo.add_argument("--fixed", action="store_true", help="the version after the fix")
+    demo.add_argument("-o", "--output", metavar="FILE", help="where to save it")
+    return parser
+
+
+def _policy(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ckptaudit.policy.torch_policy import load_policy, read_allow_file
+
+    policy = load_policy(args.torch_version)
+    names = list(args.allow)
+    for path in args.allow_file:
+        names += read_allow_file(path)
+    for name in names:
+        if "." not in name:
+            raise UsageError(f"--allow takes module.name, got {name!r}")
+    return policy.with_allowed(names) if names else policy
+
+
+def _emit(text: str, output: str | None, markup: bool) -> None:
+    if output:
+        tmp = f"{output}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, output)
+        return
+    if markup:
+        from rich.console import Console
+
+        Console(highlight=False, soft_wrap=True).print(text, end="")
+    else:
+        sys.stdout.write(text)
+
+
+def _exit_code(reports: Sequence[FileReport], fail_on: str) -> int:
+    failing = _FAIL_ON[fail_on]
+    if any(r.status in failing for r in reports):
+        return EXIT_FAIL
+    if fail_on != "never" and any(r.status is Status.ERROR for r in reports):
+        return EXIT_UNREADABLE
+    return EXIT_OK
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from ckptaudit.report import render
+    from ckptaudit.runner import audit_paths
+
+    policy = _policy(args)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    progress = not args.no_progress and sys.stderr.isatty()
+    reports = audit_paths(args.paths, policy=policy, jobs=args.jobs, progress=progress)
+    if not reports:
+        raise UsageError("no checkpoint files found under the given paths")
+    markup = args.format == "text" and not args.output and sys.stdout.isatty()
+    _emit(render(reports, args.format, policy, markup=markup), args.output, markup)
+    return _exit_code(reports, args.fail_on)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ckptaudit.report import render
+    from ckptaudit.runner import audit_paths
+
+    policy = _policy(args)
+    reports = audit_paths(args.paths, policy=policy, jobs=1, progress=False)
+    if not reports:
+        raise UsageError("no checkpoint files found under the given paths")
+    if args.no_torch:
+        os.environ["CKPTAUDIT_NO_TORCH"] = "1"
+    _emit(render(reports, "markdown", policy), args.output, False)
+    print(f"wrote {args.output} ({len(reports)} checkpoints)")
+    return EXIT_OK
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from ckptaudit.rules import RULES
+
+    if args.code is None:
+        for r in RULES.values():
+            print(f"{r.code}  {r.category:<24} {r.severity.label:<12} {r.summary}")
+        return EXIT_OK
+    r = RULES.get(args.code.upper())
+    if r is None:
+        raise UsageError(f"unknown rule {args.code!r}; `ckptaudit explain` lists them")
+    print(f"{r.code} {r.category} ({r.severity.label})\n\n{r.summary}\n\nWhy: {r.why}\n\nFix: {r.fix}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from ckptaudit.examples import build_checkpoint
+    except ImportError as exc:
+        raise UsageError(f"the demo needs torch (pip install 'ckptaudit[torch]'): {exc}") from None
+    output = args.output or f"{args.which}-{'fixed' if args.fixed else 'legacy'}.pt"
+    path = build_checkpoint(args.which, args.fixed, output)
+    print(f"saved {path}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        handler = {
+            "audit": _cmd_audit,
+            "report": _cmd_report,
+            "explain": _cmd_explain,
+            "demo": _cmd_demo,
+        }[args.command]
+        return handler(args)
+    except UsageError as exc:
+        print(f"ckptaudit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CkptAuditError as exc:
+        print(f"ckptaudit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
