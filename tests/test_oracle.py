@@ -67,8 +67,11 @@ CASES: dict[str, Callable[[], Any]] = {
     "int_and_tuple_keys": lambda: {1: "a", (1, 2): "b"},
     "big_int_long1": lambda: {"x": 2**200},
     "big_int_long4": lambda: {"x": 2**3000},
-    "dtype_device_size": lambda: {"dt": torch.float16, "dev": torch.device("cpu"),
-                                  "size": torch.Size([2, 3])},
+    "dtype_device_size": lambda: {
+        "dt": torch.float16,
+        "dev": torch.device("cpu"),
+        "size": torch.Size([2, 3]),
+    },
     "parameter": lambda: {"p": nn.Parameter(torch.ones(2))},
     "bfloat16_and_views": lambda: (lambda t: {"t": t, "view": t[1:]})(
         torch.arange(4, dtype=torch.bfloat16)
@@ -87,8 +90,10 @@ CASES: dict[str, Callable[[], Any]] = {
     "datetime_zoneinfo": lambda: {
         "t": datetime.datetime(2024, 5, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
     },
-    "date_and_timedelta": lambda: {"d": datetime.date(2024, 1, 1),
-                                   "td": datetime.timedelta(seconds=5)},
+    "date_and_timedelta": lambda: {
+        "d": datetime.date(2024, 1, 1),
+        "td": datetime.timedelta(seconds=5),
+    },
     "deque": lambda: {"d": collections.deque([1, 2, 3], maxlen=5)},
     "empty_deque": lambda: {"d": collections.deque()},
     "defaultdict": lambda: {"d": collections.defaultdict(list, {"a": [1]})},
@@ -104,8 +109,12 @@ CASES: dict[str, Callable[[], Any]] = {
     "class_reference": lambda: {"factory": ot.Plain},
     "function_reference": lambda: {"fn": pathlib.Path.cwd},
     "extra_state_mix": _extra_state_module,
-    "nested_mix": lambda: {"runs": [{"cfg": ot.Config(), "hist": collections.deque([ot.Stage.ACTIVE])},
-                                    {"when": datetime.date(2020, 1, 1)}]},
+    "nested_mix": lambda: {
+        "runs": [
+            {"cfg": ot.Config(), "hist": collections.deque([ot.Stage.ACTIVE])},
+            {"when": datetime.date(2020, 1, 1)},
+        ]
+    },
 }
 
 PROTOCOLS = (2, 3, 4, 5)
@@ -150,18 +159,21 @@ def _cases() -> list[tuple[str, int, bool]]:
     return out
 
 
-@pytest.mark.parametrize(("case", "protocol", "legacy"), _cases(),
-                         ids=lambda v: str(v))
-def test_verdict_matches_torch(tmp_path: pathlib.Path, case: str, protocol: int,
-                               legacy: bool) -> None:
-    path = _save(CASES[case](), tmp_path / f"{case}.pt", pickle_protocol=protocol,
-                 _use_new_zipfile_serialization=not legacy)
+@pytest.mark.parametrize(("case", "protocol", "legacy"), _cases(), ids=lambda v: str(v))
+def test_verdict_matches_torch(
+    tmp_path: pathlib.Path, case: str, protocol: int, legacy: bool
+) -> None:
+    path = _save(
+        CASES[case](),
+        tmp_path / f"{case}.pt",
+        pickle_protocol=protocol,
+        _use_new_zipfile_serialization=not legacy,
+    )
     report = ckptaudit.audit_file(path)
     loads, error = _torch_loads(path)
     assert report.status is not Status.ERROR, report.error
     assert report.weights_only_compatible == loads, (error, report.findings)
-    assert report.status in (Status.COMPATIBLE if loads else Status.INCOMPATIBLE,
-                             Status.DANGEROUS)
+    assert report.status in (Status.COMPATIBLE if loads else Status.INCOMPATIBLE, Status.DANGEROUS)
     if not loads:
         assert report.findings, "an incompatible verdict must name what is wrong"
         assert report.predicted_error
@@ -227,8 +239,11 @@ def test_predicted_error_is_torchs_first_error(tmp_path: pathlib.Path) -> None:
 
 
 def test_legacy_format_reads_all_five_pickles(tmp_path: pathlib.Path) -> None:
-    path = _save({"config": ot.Config(), "w": _linear()}, tmp_path / "legacy.pt",
-                 _use_new_zipfile_serialization=False)
+    path = _save(
+        {"config": ot.Config(), "w": _linear()},
+        tmp_path / "legacy.pt",
+        _use_new_zipfile_serialization=False,
+    )
     report = ckptaudit.audit_file(path)
     assert report.format == "torch-legacy"
     assert report.unsafe_globals == ("oracle_types.Config",)

@@ -36,32 +36,63 @@ __all__ = [
     "expand_paths",
 ]
 
-CHECKPOINT_SUFFIXES = frozenset({
-    ".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".safetensors", ".tar", ".th",
-    ".torch", ".model", ".chkpt", ".pt2",
-})
+CHECKPOINT_SUFFIXES = frozenset(
+    {
+        ".pt",
+        ".pth",
+        ".bin",
+        ".ckpt",
+        ".pkl",
+        ".pickle",
+        ".safetensors",
+        ".tar",
+        ".th",
+        ".torch",
+        ".model",
+        ".chkpt",
+        ".pt2",
+    }
+)
 """File name endings a directory search treats as checkpoints."""
 
-_TENSOR_CALLS = frozenset({
-    "torch._utils._rebuild_tensor",
-    "torch._utils._rebuild_tensor_v2",
-    "torch._utils._rebuild_tensor_v3",
-    "torch._utils._rebuild_qtensor",
-})
+_TENSOR_CALLS = frozenset(
+    {
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor_v3",
+        "torch._utils._rebuild_qtensor",
+    }
+)
 
 # Container issues that torch meets only after it has unpickled the first pickle.
 _AFTER_UNPICKLING = frozenset({"not-a-torch-checkpoint"})
 
 
-def _finding(category: str, message: str, *, member: str | None = None,
-             remedy: Remedy = Remedy.INSPECT, hint: str | None = None,
-             kind: Kind = Kind.FORMAT, offset: int | None = None,
-             severity: Severity | None = None) -> Finding:
+def _finding(
+    category: str,
+    message: str,
+    *,
+    member: str | None = None,
+    remedy: Remedy = Remedy.INSPECT,
+    hint: str | None = None,
+    kind: Kind = Kind.FORMAT,
+    offset: int | None = None,
+    severity: Severity | None = None,
+) -> Finding:
     r = rule(category)
     return Finding(
-        rule=r.code, category=r.category, severity=severity or r.severity, global_name=None,
-        kind=kind, remedy=remedy, message=message, hint=hint or r.fix, count=1, paths=(),
-        offset=offset, member=member,
+        rule=r.code,
+        category=r.category,
+        severity=severity or r.severity,
+        global_name=None,
+        kind=kind,
+        remedy=remedy,
+        message=message,
+        hint=hint or r.fix,
+        count=1,
+        paths=(),
+        offset=offset,
+        member=member,
     )
 
 
@@ -77,8 +108,9 @@ def _error_report(name: str, message: str, category: str, started: float, read: 
     )
 
 
-def audit_source(source: Source, *, policy: Policy | None = None,
-                 limits: Limits | None = None) -> FileReport:
+def audit_source(
+    source: Source, *, policy: Policy | None = None, limits: Limits | None = None
+) -> FileReport:
     """Audit one file given as a byte source; never raises for bad input."""
     policy = policy or load_policy()
     limits = limits or DEFAULT_LIMITS
@@ -92,10 +124,14 @@ def audit_source(source: Source, *, policy: Policy | None = None,
     return _report(source, container, policy, limits, started)
 
 
-def _report(source: Source, container: Container, policy: Policy, limits: Limits,
-            started: float) -> FileReport:
+def _report(
+    source: Source, container: Container, policy: Policy, limits: Limits, started: float
+) -> FileReport:
     checked = check_units(container.units, policy, limits)
     findings = list(checked.findings)
+    if container.format == "torchscript":
+        # Refused before any pickle is read; only what could harm a torch.jit.load matters.
+        findings = [f for f in findings if f.severity is not Severity.INCOMPATIBLE]
     errors: list[str] = []
     torch_before: list[str] = []
     torch_after: list[str] = []
@@ -103,8 +139,9 @@ def _report(source: Source, container: Container, policy: Policy, limits: Limits
         severity = None
         if issue.category == "zip-anomaly" and issue.torch_error is None:
             severity = Severity.INFO
-        findings.append(_finding(issue.category, issue.message, member=issue.member,
-                                 severity=severity))
+        findings.append(
+            _finding(issue.category, issue.message, member=issue.member, severity=severity)
+        )
         if issue.torch_error:
             (torch_after if issue.category in _AFTER_UNPICKLING else torch_before).append(
                 issue.torch_error
@@ -122,31 +159,29 @@ def _report(source: Source, container: Container, policy: Policy, limits: Limits
         errors.append(f"{where}{err}")
         if unit.torch_reads:
             unit_errors.append(f"{where}{err}")
-    missing = _missing_storages(container)
-    for key in missing[:1]:
-        unit_errors.append(f"PytorchStreamReader failed locating file data/{key}: file not found")
-    if missing:
-        findings.append(_finding(
-            "rebuild-error",
-            f"{len(missing)} tensor storage record(s) missing from the zip: data/{missing[0]}",
-            remedy=Remedy.INSPECT,
-        ))
+    for problem in _storage_problems(container)[:1]:
+        unit_errors.append(problem)
+        findings.append(_finding("rebuild-error", problem, remedy=Remedy.INSPECT))
     for unit in container.units:
         if unit.torch_reads or container.format == "torchscript":
             continue
-        dangerous = [f for f in findings if f.member == unit.member
-                     and f.severity is Severity.DANGEROUS]
+        dangerous = [
+            f for f in findings if f.member == unit.member and f.severity is Severity.DANGEROUS
+        ]
         if dangerous:
-            findings.append(_finding(
-                "hidden-payload",
-                f"dangerous pickle in {unit.member}, which torch.load never reads but other "
-                "tools may",
-                member=unit.member, remedy=Remedy.NEVER, kind=Kind.NESTED_PICKLE,
-            ))
+            findings.append(
+                _finding(
+                    "hidden-payload",
+                    f"dangerous pickle in {unit.member}, which torch.load never reads but other "
+                    "tools may",
+                    member=unit.member,
+                    remedy=Remedy.NEVER,
+                    kind=Kind.NESTED_PICKLE,
+                )
+            )
     findings.sort(key=lambda f: (-f.severity, f.rule, f.offset or 0))
 
-    predicted = (torch_before + [v.message for v in checked.violations] + unit_errors
-                 + torch_after)
+    predicted = torch_before + [v.message for v in checked.violations] + unit_errors + torch_after
     compatible = not predicted and container.complete
     worst = max((f.severity for f in findings), default=None)
     if worst is Severity.DANGEROUS:
@@ -168,7 +203,8 @@ def _report(source: Source, container: Container, policy: Policy, limits: Limits
         unsafe_globals=tuple(sorted(checked.unsafe_globals)),
         findings=tuple(findings),
         top_level=tuple(top_level(main.result.root, limits.max_top_level))
-        if main is not None and main.result.complete else (),
+        if main is not None and main.result.complete
+        else (),
         stats=_stats(source, container, started),
     )
 
@@ -181,18 +217,31 @@ def _main_unit(container: Container) -> PickleUnit | None:
     return reads[0] if reads else (container.units[0] if container.units else None)
 
 
-def _missing_storages(container: Container) -> list[str]:
-    if container.storage_records is None:
+def _storage_problems(container: Container) -> list[str]:
+    """Storages torch could not rebuild: a missing record, or one of the wrong size."""
+    records = container.storage_records
+    if records is None:
         return []
-    missing: list[str] = []
+    problems: list[str] = []
     for unit in container.units:
         if not unit.torch_reads:
             continue
         for pid in unit.result.persids:
             ref = storage_ref(pid)
-            if ref is not None and ref.key.lower() not in container.storage_records:
-                missing.append(ref.key)
-    return missing
+            if ref is None:
+                continue
+            size = records.get(ref.key.lower())
+            if size is None:
+                problems.append(
+                    f"PytorchStreamReader failed locating file data/{ref.key}: file not found"
+                )
+            elif ref.dtype != "unknown" and size != ref.nbytes:
+                problems.append(
+                    f"record size ({size} bytes) of data/{ref.key} does not match expected size "
+                    f"({ref.nbytes} bytes = {ref.numel} elements * {ref.element_size} "
+                    "bytes/element)"
+                )
+    return problems
 
 
 def _stats(source: Source, container: Container, started: float) -> AuditStats:
@@ -223,8 +272,9 @@ def _stats(source: Source, container: Container, started: float) -> AuditStats:
     )
 
 
-def audit_file(path: str | os.PathLike[str], *, policy: Policy | None = None,
-               limits: Limits | None = None) -> FileReport:
+def audit_file(
+    path: str | os.PathLike[str], *, policy: Policy | None = None, limits: Limits | None = None
+) -> FileReport:
     """Audit a checkpoint file without executing it.
 
     Args:
@@ -256,14 +306,20 @@ def audit_file(path: str | os.PathLike[str], *, policy: Policy | None = None,
         source.close()
 
 
-def audit_bytes(data: bytes, *, name: str = "<bytes>", policy: Policy | None = None,
-                limits: Limits | None = None) -> FileReport:
+def audit_bytes(
+    data: bytes,
+    *,
+    name: str = "<bytes>",
+    policy: Policy | None = None,
+    limits: Limits | None = None,
+) -> FileReport:
     """Audit checkpoint bytes held in memory (``name`` is used for the report's path)."""
     return audit_source(BytesSource(bytes(data), name), policy=policy, limits=limits)
 
 
-def audit_object(obj: Any, *, policy: Policy | None = None,
-                 limits: Limits | None = None) -> FileReport:
+def audit_object(
+    obj: Any, *, policy: Policy | None = None, limits: Limits | None = None
+) -> FileReport:
     """Serialize ``obj`` exactly as ``torch.save`` would (in memory) and audit those bytes.
 
     Lets a project assert, in its own tests, that what it is about to save will load under

@@ -15,7 +15,6 @@ Findings group occurrences by (rule, global); each occurrence is an object in th
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,20 +28,20 @@ from ckptaudit.policy.dangerous import danger_reason
 from ckptaudit.policy.hints import NEEDS_CONVERSION, hint_for
 from ckptaudit.policy.inert import (
     INERT_CLASSMETHODS,
-    INERT_CONSTRUCTORS,
     benign_pattern,
     getattr_target,
+    is_inert_constructor,
     is_literal_args,
 )
 from ckptaudit.policy.torch_policy import Policy
 from ckptaudit.rules import rule
 
-__all__ = ["CheckResult", "PickleUnit", "Violation", "check_units", "runtime_type"]
-
-_STDLIB = frozenset(sys.stdlib_module_names) | {"__builtin__", "copy_reg"}
+__all__ = ["CheckResult", "PickleUnit", "Violation", "brief", "check_units", "runtime_type"]
 
 # Types whose instances torch's BUILD accepts without any allowlist.
-_BUILD_ALWAYS = frozenset({"torch.Tensor", "torch.nn.parameter.Parameter", "collections.OrderedDict"})
+_BUILD_ALWAYS = frozenset(
+    {"torch.Tensor", "torch.nn.parameter.Parameter", "collections.OrderedDict"}
+)
 _SETITEM_TYPES = frozenset({"builtins.dict", "collections.OrderedDict", "collections.Counter"})
 
 _TENSOR = "torch.Tensor"
@@ -65,12 +64,29 @@ def _second_arg_class(call: Call) -> str | None:
 
 # numpy >= 1.25: np.dtype(code) is an instance of a per-dtype class that BUILD then touches.
 _NUMPY_DTYPE_CLASSES = {
-    "b1": "BoolDType", "i1": "Int8DType", "u1": "UInt8DType", "i2": "Int16DType",
-    "u2": "UInt16DType", "i4": "Int32DType", "u4": "UInt32DType", "i8": "Int64DType",
-    "u8": "UInt64DType", "f2": "Float16DType", "f4": "Float32DType", "f8": "Float64DType",
-    "f16": "LongDoubleDType", "c8": "Complex64DType", "c16": "Complex128DType",
-    "c32": "CLongDoubleDType", "O8": "ObjectDType", "O4": "ObjectDType", "M8": "DateTime64DType",
-    "m8": "TimeDelta64DType", "U": "StrDType", "S": "BytesDType", "V": "VoidDType",
+    "b1": "BoolDType",
+    "i1": "Int8DType",
+    "u1": "UInt8DType",
+    "i2": "Int16DType",
+    "u2": "UInt16DType",
+    "i4": "Int32DType",
+    "u4": "UInt32DType",
+    "i8": "Int64DType",
+    "u8": "UInt64DType",
+    "f2": "Float16DType",
+    "f4": "Float32DType",
+    "f8": "Float64DType",
+    "f16": "LongDoubleDType",
+    "c8": "Complex64DType",
+    "c16": "Complex128DType",
+    "c32": "CLongDoubleDType",
+    "O8": "ObjectDType",
+    "O4": "ObjectDType",
+    "M8": "DateTime64DType",
+    "m8": "TimeDelta64DType",
+    "U": "StrDType",
+    "S": "BytesDType",
+    "V": "VoidDType",
 }
 
 
@@ -121,7 +137,8 @@ def runtime_type(node: Any) -> str | None:
             return name
         if name in _RETURNS:
             found = _RETURNS[name]
-            return found(node) if callable(found) else found
+            result = found(node) if callable(found) else found
+            return str(result) if result is not None else None
         return name  # most reducers are classes: the object is an instance of the callee
     if t is PDict:
         return "builtins.dict"
@@ -134,6 +151,23 @@ def runtime_type(node: Any) -> str | None:
     if node is None:
         return "builtins.NoneType"
     return f"builtins.{t.__name__}"
+
+
+def brief(value: Any) -> str:
+    """A short, bounded description of a value (never recursive, never huge)."""
+    if isinstance(value, Global):
+        return value.qualified
+    if isinstance(value, Call):
+        inner = value.func.qualified if isinstance(value.func, Global) else "a computed callable"
+        return f"<result of {inner}(...)>"
+    if isinstance(value, (str, bytes)):
+        text = repr(value[:60])
+        return text + ("..." if len(value) > 60 else "")
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() < 200 else f"<int of {value.bit_length()} bits>"
+    return f"<{type(value).__name__}>"
 
 
 def _type_repr(name: str | None) -> str:
@@ -220,7 +254,8 @@ def _is_enum_shape(call: Call, func: Global) -> bool:
     if not (is_literal_args(call.args) and len(call.args) == 1):
         return False
     last = func.name.rsplit(".", 1)[-1]
-    return last[:1].isupper() and func.module.split(".", 1)[0] not in _STDLIB
+    # CamelCase: Enum classes are; the functions that run code with one string are not.
+    return last[:1].isupper() and not last.isupper()
 
 
 def _shape_kind(node: Any) -> Kind:
@@ -287,7 +322,9 @@ class _Checker:
         self._check_events(unit)
         self._check_persids(unit)
         for offset in result.undecodable:
-            self.violate(unit, offset, "'utf-8' codec can't decode an 8-bit string (SHORT_BINSTRING)")
+            self.violate(
+                unit, offset, "'utf-8' codec can't decode an 8-bit string (SHORT_BINSTRING)"
+            )
             self.group(
                 ("CKA203", "str8", unit.member),
                 category="forbidden-operation",
@@ -434,14 +471,16 @@ class _Checker:
             if not isinstance(func, Global):
                 if c.opcode == "REDUCE":
                     self.violate(
-                        unit, c.offset, f"Trying to call reduce for unrecognized function {func!r}"
+                        unit,
+                        c.offset,
+                        f"Trying to call reduce for unrecognized function {brief(func)}",
                     )
                 elif c.opcode == "NEWOBJ":
                     self.violate(
                         unit,
                         c.offset,
                         "Can only create new object for nn.Parameter or classes allowlisted "
-                        f"via `add_safe_globals` but got {func!r}",
+                        f"via `add_safe_globals` but got {brief(func)}",
                     )
             if c.builds:
                 self._check_build(unit, c, c.build_offset or c.offset)
@@ -455,7 +494,7 @@ class _Checker:
                 if (
                     q in policy.allowed
                     or q in policy.extra_allowed
-                    or q in INERT_CONSTRUCTORS
+                    or is_inert_constructor(q, func.module)
                     or danger_reason(func.module, func.name) is not None
                     or _is_enum_shape(c, func)
                 ):
@@ -501,8 +540,10 @@ class _Checker:
             "Can only build Tensor, Parameter, OrderedDict or types allowlisted via "
             f"`add_safe_globals`, but got {_type_repr(t)}",
         )
-        if isinstance(target, Call) and isinstance(target.func, Global) and t in (
-            target.func.qualified, *self.unsafe_named
+        if (
+            isinstance(target, Call)
+            and isinstance(target.func, Global)
+            and t in (target.func.qualified, *self.unsafe_named)
         ):
             return  # an instance of a global already reported: allowlisting it fixes BUILD
         if t is not None and not t.startswith("builtins."):
@@ -548,7 +589,9 @@ class _Checker:
                 self._check_build(unit, e.target, e.offset)
             # ADDITEMS exists only in protocol 4+: the unsupported opcode is the finding.
 
-    def _forbidden(self, unit: PickleUnit, op: str, target: Any, t: str | None, offset: int) -> None:
+    def _forbidden(
+        self, unit: PickleUnit, op: str, target: Any, t: str | None, offset: int
+    ) -> None:
         label = t or "an object of unknown type"
         if t is not None and not t.startswith("builtins."):
             self.convert.setdefault(t, f"it is the target of {op}, which torch forbids on it")
@@ -582,7 +625,9 @@ class _Checker:
                 continue
             if p.opcode == "BINPERSID":
                 self.violate(
-                    unit, p.offset, "Only persistent_load of storage is allowed, but got " + repr(first)
+                    unit,
+                    p.offset,
+                    "Only persistent_load of storage is allowed, but got " + brief(first),
                 )
             grp = self.group(
                 ("CKA203", "persid", unit.member),
@@ -605,30 +650,41 @@ class _Checker:
             for node in grp.nodes:
                 wanted.setdefault(id(node), []).append(key)
         paths: dict[Hashable, list[str]] = {}
+        counts: dict[Hashable, int] = {}
         reached: set[int] = set()
         for unit in units:
             if unit.result.root is None:
                 continue
-            found, got = locate(unit.result.root, wanted, self.limits.max_paths)
+            found, counted, got = locate(unit.result.root, wanted, self.limits.max_paths)
             reached |= got
             for key, listed in found.items():
                 paths.setdefault(key, []).extend(listed)
-        findings = [self._finding(key, grp, paths, reached) for key, grp in self.groups.items()]
+            for key, n in counted.items():
+                counts[key] = counts.get(key, 0) + n
+        findings = [
+            self._finding(key, grp, paths, counts, reached) for key, grp in self.groups.items()
+        ]
         findings.sort(key=lambda f: (-f.severity, f.rule, f.offset or 0))
         return CheckResult(findings, sorted(self.violations), self.unsafe)
 
     def _finding(
-        self, key: Hashable, grp: _Group, paths: dict[Hashable, list[str]], reached: set[int]
+        self,
+        key: Hashable,
+        grp: _Group,
+        paths: dict[Hashable, list[str]],
+        counts: dict[Hashable, int],
+        reached: set[int],
     ) -> Finding:
         r = rule(grp.category)
         listed = list(paths.get(key, []))[: self.limits.max_paths]
-        for node in grp.nodes:
-            if len(listed) >= self.limits.max_paths:
-                break
-            if id(node) not in reached:
-                offset = getattr(node, "offset", None)
-                where = f" (built at byte {offset})" if offset is not None else ""
-                listed.append(f"<not reachable from root{where}>")
+        unreached = [node for node in grp.nodes if id(node) not in reached]
+        for node in unreached[: max(self.limits.max_paths - len(listed), 0)]:
+            offset = getattr(node, "offset", None)
+            where = f" (built at byte {offset})" if offset is not None else ""
+            listed.append(f"<not reachable from root{where}>")
+        # Objects: every place they sit plus those built but unreachable. Opcode-level
+        # findings (no nodes) keep the count they gathered.
+        count = counts.get(key, 0) + len(unreached) if grp.nodes else grp.count
         kind, remedy, hint = grp.kind, grp.remedy, grp.hint
         if grp.category == "not-allowlisted":
             kind = _shape_kind(grp.nodes[0]) if grp.nodes else Kind.UNKNOWN
@@ -654,7 +710,7 @@ class _Checker:
             remedy=remedy,
             message=message,
             hint=hint or "",
-            count=grp.count,
+            count=count,
             paths=tuple(listed),
             offset=grp.offset,
             member=grp.member,

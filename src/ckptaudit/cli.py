@@ -38,16 +38,23 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_policy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--allow", action="append", default=[], metavar="MODULE.NAME",
+        "--allow",
+        action="append",
+        default=[],
+        metavar="MODULE.NAME",
         help="treat a global as allowlisted, like torch.serialization.add_safe_globals "
         "(repeatable)",
     )
     p.add_argument(
-        "--allow-file", action="append", default=[], metavar="FILE",
+        "--allow-file",
+        action="append",
+        default=[],
+        metavar="FILE",
         help="read globals to allow from a file, one module.name per line, # for comments",
     )
     p.add_argument(
-        "--torch-version", metavar="VERSION",
+        "--torch-version",
+        metavar="VERSION",
         help="judge against this torch release's policy table (default: the newest shipped)",
     )
 
@@ -64,16 +71,24 @@ def _build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit checkpoint files or directories")
     audit.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     audit.add_argument(
-        "--format", choices=("text", "json", "markdown", "sarif"), default="text",
+        "--format",
+        choices=("text", "json", "markdown", "sarif"),
+        default="text",
         help="output format (default: text)",
     )
     audit.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     audit.add_argument(
-        "--fail-on", choices=tuple(_FAIL_ON), default="incompatible",
+        "--fail-on",
+        choices=tuple(_FAIL_ON),
+        default="incompatible",
         help="exit 1 when a file is at or above this verdict (default: incompatible)",
     )
     audit.add_argument(
-        "-j", "--jobs", type=int, default=None, metavar="N",
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
         help="audit files in N parallel processes (default: the CPU count)",
     )
     audit.add_argument(
@@ -85,7 +100,8 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("paths", nargs="+", metavar="PATH")
     report.add_argument("-o", "--output", metavar="FILE", required=True)
     report.add_argument(
-        "--no-torch", action="store_true",
+        "--no-torch",
+        action="store_true",
         help="do not ask the installed torch for its exact error messages",
     )
     _add_policy_options(report)
@@ -175,10 +191,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         for r in RULES.values():
             print(f"{r.code}  {r.category:<24} {r.severity.label:<12} {r.summary}")
         return EXIT_OK
-    r = RULES.get(args.code.upper())
-    if r is None:
+    found = RULES.get(args.code.upper())
+    if found is None:
         raise UsageError(f"unknown rule {args.code!r}; `ckptaudit explain` lists them")
-    print(f"{r.code} {r.category} ({r.severity.label})\n\n{r.summary}\n\nWhy: {r.why}\n\nFix: {r.fix}")
+    print(
+        f"{found.code} {found.category} ({found.severity.label})\n\n{found.summary}\n\n"
+        f"Why: {found.why}\n\nFix: {found.fix}"
+    )
     return EXIT_OK
 
 

@@ -33,16 +33,20 @@ _STORAGES: dict[str, tuple[str, int]] = {
     "UntypedStorage": ("uint8", 1),
 }
 
-_TENSOR_REBUILDS = frozenset({
-    "torch._utils._rebuild_tensor",
-    "torch._utils._rebuild_tensor_v2",
-    "torch._utils._rebuild_tensor_v3",
-    "torch._utils._rebuild_qtensor",
-})
-_PARAMETER_REBUILDS = frozenset({
-    "torch._utils._rebuild_parameter",
-    "torch._utils._rebuild_parameter_with_state",
-})
+_TENSOR_REBUILDS = frozenset(
+    {
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor_v3",
+        "torch._utils._rebuild_qtensor",
+    }
+)
+_PARAMETER_REBUILDS = frozenset(
+    {
+        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter_with_state",
+    }
+)
 _SUBCLASS_REBUILD = "torch._tensor._rebuild_from_type_v2"
 
 
@@ -84,22 +88,24 @@ def _global_name(node: Any) -> str | None:
     return None
 
 
-def tensor_info(node: Any) -> tuple[str, tuple[int, ...] | None, str] | None:
+def tensor_info(node: Any, _depth: int = 0) -> tuple[str, tuple[int, ...] | None, str] | None:
     """For a tensor-rebuilding call, return (class label, shape, dtype); else None."""
     name = _global_name(node)
+    if _depth > 4:  # real checkpoints nest at most Parameter -> subclass -> tensor
+        return None
     if name is None:
         return None
     assert isinstance(node, Call)
     args = node.args if type(node.args) is tuple else ()
     if name in _PARAMETER_REBUILDS and args:
-        inner = tensor_info(args[0])
+        inner = tensor_info(args[0], _depth + 1)
         if inner is not None:
             return ("Parameter", inner[1], inner[2])
     if name == _SUBCLASS_REBUILD and len(args) >= 3:
         cls = args[1]
         label = cls.name if isinstance(cls, Global) else "Tensor"
         inner_args = args[2] if type(args[2]) is tuple else ()
-        inner = tensor_info(Call(args[0], inner_args, None, "REDUCE", node.offset))
+        inner = tensor_info(Call(args[0], inner_args, None, "REDUCE", node.offset), _depth + 1)
         return (label, inner[1] if inner else None, inner[2] if inner else "unknown")
     if name in _TENSOR_REBUILDS and args:
         storage = args[0]
@@ -109,7 +115,9 @@ def tensor_info(node: Any) -> tuple[str, tuple[int, ...] | None, str] | None:
             if ref is not None:
                 dtype = ref.dtype
         shape = args[2] if len(args) > 2 and type(args[2]) is tuple else None
-        if shape is not None and not all(type(d) is int for d in shape):
+        if shape is not None and (
+            len(shape) > 64 or not all(type(d) is int and 0 <= d < 1 << 62 for d in shape)
+        ):
             shape = None
         return ("Tensor", shape, dtype)
     return None
@@ -137,7 +145,7 @@ def summarize(value: Any) -> str:
     if t is PersId:
         return "storage"
     if t is Opaque:
-        return value.what
+        return str(value.what)
     if t is Call:
         info = tensor_info(value)
         if info is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import InputError, UnknownFormatError
 from ckptaudit.formats.container import Container, ContainerIssue
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 _HEAD = 4096
+_CARVE_WINDOW = 64 << 20  # bytes searched for embedded pickles in a file of unknown format
+_CARVE_STARTS = 64  # candidate offsets tried at most
+_PROTO = re.compile(rb"\x80[\x02-\x05]")
 
 
 def read_container(source: Source, limits: Limits) -> Container:
@@ -60,6 +65,9 @@ def _unknown(source: Source, head: bytes, limits: Limits) -> Container:
     try:
         archive = ZipArchive(source, limits, allow_prefix=True)
     except InputError:
+        carved = _carve(source, limits)
+        if carved is not None:
+            return carved
         raise UnknownFormatError(
             f"not a checkpoint: unrecognised bytes {head[:8]!r} (not a torch zip, legacy, tar, "
             "pickle or safetensors file)"
@@ -83,4 +91,32 @@ def _unknown(source: Source, head: bytes, limits: Limits) -> Container:
             continue
         if data[:1] == b"\x80" or entry.name.lower().endswith(".pkl"):
             container.units.append(PickleUnit(entry.name, run_pickle(data), torch_reads=False))
+    return container
+
+
+def _carve(source: Source, limits: Limits) -> Container | None:
+    """Find pickle streams inside bytes of unknown format (stored archives, polyglots).
+
+    torch cannot load such a file, but another loader may unpack and run what is inside; a
+    stream that names globals or calls anything is audited as a pickle nobody should run.
+    """
+    data = source.read_at(0, min(source.size, _CARVE_WINDOW))
+    container = Container(format="unknown")
+    for tried, match in enumerate(_PROTO.finditer(data)):
+        if tried >= _CARVE_STARTS or len(container.units) >= limits.max_pickles:
+            break
+        result = run_pickle(data, match.start())
+        if result.globals or result.calls:
+            container.units.append(
+                PickleUnit(f"embedded pickle at byte {match.start()}", result, torch_reads=False)
+            )
+    if not container.units:
+        return None
+    container.issues.append(
+        ContainerIssue(
+            "not-a-torch-checkpoint",
+            f"bytes of unknown format holding {len(container.units)} embedded pickle stream(s)",
+            torch_error="Invalid magic number; corrupt file?",
+        )
+    )
     return container

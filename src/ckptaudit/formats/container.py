@@ -33,8 +33,8 @@ class Container:
     """Pickle streams to analyse (torch_reads=False for those torch never reads)."""
     issues: list[ContainerIssue] = field(default_factory=list)
     """Container-level problems."""
-    storage_records: set[str] | None = None
-    """Lower-cased storage record keys present (zip: data/<key>); None when not applicable."""
+    storage_records: dict[str, int] | None = None
+    """Lower-cased storage record key -> record size (zip: data/<key>); None if not applicable."""
     tensor_count: int | None = None
     """Tensor count, where the format states it (safetensors)."""
     complete: bool = True

@@ -11,8 +11,19 @@ from ckptaudit.formats.source import Source
 
 __all__ = ["FORMATS", "LEGACY_MAGIC", "detect_format"]
 
-FORMATS = ("torch-zip", "torchscript", "torch-legacy", "torch-tar", "pickle", "safetensors", "zip")
-"""Every container format ckptaudit reads (``zip`` is a zip torch would not accept)."""
+FORMATS = (
+    "torch-zip",
+    "torchscript",
+    "torch-legacy",
+    "torch-tar",
+    "pickle",
+    "safetensors",
+    "zip",
+    "unknown",
+)
+"""Every container format ckptaudit reads. ``zip`` is a zip torch would not accept;
+``unknown`` is bytes of no known format with pickle streams carved out of them (a stored 7z,
+a polyglot)."""
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 """The magic number torch's legacy format pickles first."""

@@ -7,14 +7,14 @@ are read, growing the read window until the pickles parse: never the storages.
 
 from __future__ import annotations
 
-from ckptaudit.checks import PickleUnit
+from ckptaudit.checks import PickleUnit, brief
 from ckptaudit.formats.container import Container, ContainerIssue
 from ckptaudit.formats.detect import LEGACY_MAGIC
 from ckptaudit.formats.source import Source
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 
-__all__ = ["read_pickle_sequence", "read_legacy"]
+__all__ = ["read_legacy", "read_pickle_sequence"]
 
 _PARTS = ("magic number", "protocol version", "sys_info", "object", "storage keys")
 _PROTOCOL_VERSION = 1001
@@ -53,12 +53,18 @@ def read_legacy(source: Source, limits: Limits) -> Container:
         container.units.append(PickleUnit(_PARTS[n], result, torch_reads=True, order=n))
     if results and results[0].complete and results[0].root != LEGACY_MAGIC:
         container.issues.append(
-            ContainerIssue("malformed", "bad legacy magic number",
-                           torch_error="Invalid magic number; corrupt file?")
+            ContainerIssue(
+                "malformed",
+                "bad legacy magic number",
+                torch_error="Invalid magic number; corrupt file?",
+            )
         )
     if len(results) > 1 and results[1].complete and results[1].root != _PROTOCOL_VERSION:
         container.issues.append(
-            ContainerIssue("malformed", f"unsupported legacy protocol version {results[1].root!r}",
-                           torch_error=f"Invalid protocol version: {results[1].root!r}")
+            ContainerIssue(
+                "malformed",
+                f"unsupported legacy protocol version {brief(results[1].root)}",
+                torch_error=f"Invalid protocol version: {brief(results[1].root)}",
+            )
         )
     return container

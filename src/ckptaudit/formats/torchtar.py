@@ -28,20 +28,23 @@ def read_torch_tar(source: Source, limits: Limits) -> Container:
     """Read a tar checkpoint's pickles."""
     container = Container(format="torch-tar")
     container.issues.append(
-        ContainerIssue("tar-format", "legacy tar checkpoint: torch.load refuses it under "
-                       "weights_only", torch_error=_REFUSAL)
+        ContainerIssue(
+            "tar-format",
+            "legacy tar checkpoint: torch.load refuses it under weights_only",
+            torch_error=_REFUSAL,
+        )
     )
     try:
-        tar = tarfile.open(fileobj=SourceFile(source), mode="r:")
+        tar = tarfile.open(fileobj=SourceFile(source), mode="r:")  # noqa: SIM115 - closed below
     except (tarfile.TarError, OSError) as exc:
         raise ContainerError(f"damaged tar archive: {exc}") from None
     with tar:
-        members = {}
+        members: dict[str, tarfile.TarInfo] = {}
         try:
-            for count, info in enumerate(tar):
+            for count, entry in enumerate(tar):
                 if count >= limits.max_members:
                     raise LimitExceeded(f"tar has more than {limits.max_members} members")
-                members[info.name] = info
+                members[entry.name] = entry
         except tarfile.TarError as exc:
             container.issues.append(ContainerIssue("malformed", f"damaged tar archive: {exc}"))
             container.complete = False

@@ -14,10 +14,16 @@ from ckptaudit.pickle.vm import run_pickle
 
 __all__ = ["read_torch_zip"]
 
-_METADATA = frozenset({
-    "version", ".data/version", "byteorder", ".format_version", ".storage_alignment",
-    ".data/serialization_id",
-})
+_METADATA = frozenset(
+    {
+        "version",
+        ".data/version",
+        "byteorder",
+        ".format_version",
+        ".storage_alignment",
+        ".data/serialization_id",
+    }
+)
 _LEADING_INT = re.compile(rb"\s*([+-]?\d+)")
 
 
@@ -40,6 +46,17 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         container.issues.append(ContainerIssue("zip-anomaly", note))
     if not archive.entries:
         raise ContainerError("empty zip archive")
+    for entry in archive.entries:
+        if entry.method == 0 and entry.compressed_size != entry.size:
+            _torch_fails(
+                container,
+                f"stored member {entry.name!r} has compressed size "
+                f"{entry.compressed_size} but size {entry.size}: invalid header",
+            )
+            break
+        if entry.header_offset + 30 + entry.compressed_size > source.size:
+            _torch_fails(container, f"member {entry.name!r} lies past the end of the file")
+            break
     first = _record_name(archive.entries[0].name)
     if "/" not in first:
         container.format = "zip"
@@ -56,7 +73,9 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
     def lookup(record: str) -> list[ZipEntry]:
         return by_name.get((prefix + record).lower(), [])
 
-    records = {_record_name(e.name)[len(prefix) :] for e in archive.entries if e.name.startswith(prefix)}
+    records = {
+        _record_name(e.name)[len(prefix) :] for e in archive.entries if e.name.startswith(prefix)
+    }
     if "constants.pkl" in records:
         container.format = "torchscript"
         container.issues.append(
@@ -102,9 +121,11 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         _trailing(
             container, data, result.end if result.complete else len(data), member or entry.name
         )
-    container.storage_records = {
-        r[len("data/") :].lower() for r in (x.lower() for x in records) if r.startswith("data/")
-    }
+    container.storage_records = {}
+    for e in archive.entries:
+        record = _record_name(e.name)[len(prefix) :].lower()
+        if e.name.startswith(prefix) and record.startswith("data/"):
+            container.storage_records.setdefault(record[len("data/") :], e.size)
     known = {prefix + "data.pkl"} | {prefix + m for m in _METADATA}
     _scan_extra_pickles(archive, container, known, limits, data_prefix=prefix + "data/")
     return container
@@ -130,7 +151,9 @@ def _trailing(container: Container, data: bytes, end: int, member: str) -> None:
         )
     else:
         container.issues.append(
-            ContainerIssue("zip-anomaly", f"{len(rest)} bytes after STOP in {member}", member=member)
+            ContainerIssue(
+                "zip-anomaly", f"{len(rest)} bytes after STOP in {member}", member=member
+            )
         )
 
 
@@ -162,8 +185,13 @@ def _scan_extra_pickles(
                 container.issues.append(ContainerIssue("malformed", str(exc), member=entry.name))
                 container.complete = False
             continue
-        if not is_pkl and not _looks_like_pickle(data[:2]):
-            continue
+        result = run_pickle(data)
+        if not is_pkl:
+            # Under another name, accept what parses to STOP and runs something, or what
+            # starts like a pickle: text (source code, tokenizers) parses a little by accident.
+            runs_something = bool(result.globals or result.calls)
+            if not runs_something or not (result.complete or _looks_like_pickle(data)):
+                continue
         budget -= 1
         # The weights_only loader reads none of these (TorchScript is refused before reading).
-        container.units.append(PickleUnit(entry.name, run_pickle(data), torch_reads=False, order=50))
+        container.units.append(PickleUnit(entry.name, result, torch_reads=False, order=50))

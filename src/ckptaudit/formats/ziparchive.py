@@ -75,7 +75,7 @@ class ZipArchive:
                 break
         if at < 0 or at + 22 > len(tail):
             raise ContainerError("zip end-of-central-directory record not found (truncated?)")
-        (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from(
+        (_, _disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from(
             "<4sHHHHIIH", tail, at
         )
         if at + 22 + comment_len != len(tail):
@@ -140,7 +140,9 @@ class ZipArchive:
         if entry.method == 0:
             return raw
         if entry.method != 8:
-            raise ContainerError(f"zip member {entry.name!r} uses compression method {entry.method}")
+            raise ContainerError(
+                f"zip member {entry.name!r} uses compression method {entry.method}"
+            )
         bound = min(limit, max(entry.size, 1), max(len(raw), 1) * self.limits.max_inflate_ratio)
         inflater = zlib.decompressobj(-15)
         try:

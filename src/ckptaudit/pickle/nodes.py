@@ -44,8 +44,16 @@ class Call:
     """
 
     __slots__ = (
-        "args", "build_offset", "builds", "func", "items", "kwargs", "offset", "opcode",
-        "setitems", "state",
+        "args",
+        "build_offset",
+        "builds",
+        "func",
+        "items",
+        "kwargs",
+        "offset",
+        "opcode",
+        "setitems",
+        "state",
     )
 
     def __init__(self, func: Any, args: Any, kwargs: Any, opcode: str, offset: int) -> None:
@@ -61,7 +69,8 @@ class Call:
         self.setitems: list[tuple[Any, Any]] | None = None
 
     def __repr__(self) -> str:
-        return f"Call({self.func!r}, {self.opcode})"
+        func = self.func.qualified if isinstance(self.func, Global) else type(self.func).__name__
+        return f"Call({func}, {self.opcode}, at {self.offset})"
 
 
 class PersId:

@@ -24,8 +24,10 @@ _LEAF_CALLS = frozenset({"_codecs.encode"})
 
 def render_key(key: Any) -> str:
     """Render a dict key as a path segment: ``['name']``, ``[3]``, ``[<SeedStage>]``."""
+    if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() > 256:
+        return f"[<int of {key.bit_length()} bits>]"
     if key is None or isinstance(key, (str, bytes, int, float, bool)):
-        text = repr(key)
+        text = repr(key[:80] if isinstance(key, (str, bytes)) else key)
         if len(text) > 80:
             text = text[:77] + "..."
         return f"[{text}]"
@@ -109,40 +111,50 @@ def _is_primitive(value: Any) -> bool:
 
 def locate(
     root: Any, wanted: Mapping[int, Sequence[Hashable]], max_paths: int
-) -> tuple[dict[Hashable, list[str]], set[int]]:
-    """Find the paths of wanted objects.
+) -> tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]:
+    """Find every place where wanted objects sit in the tree.
+
+    A shared object (memo reference) is an occurrence at each place it is referenced, but
+    its contents are walked once: the work is linear in the references, never in the paths
+    of the tree the references would unfold into.
 
     Args:
         root: the tree's root (what STOP returned).
         wanted: ``id(node)`` -> the groups (findings) it belongs to.
-        max_paths: paths rendered per group; objects beyond it are only marked reached.
+        max_paths: paths rendered per group; further occurrences are only counted.
 
     Returns:
-        (paths per group in document order, ids of wanted objects reachable from root).
+        (paths per group in document order, occurrence counts per group, ids of wanted
+        objects reachable from root).
     """
     paths: dict[Hashable, list[str]] = {}
+    counts: dict[Hashable, int] = {}
     reached: set[int] = set()
     if _is_primitive(root):
-        return paths, reached
+        return paths, counts, reached
     seen: set[int] = set()
     stack: list[tuple[Any, _Chain]] = [(root, None)]
     while stack:
         node, chain = stack.pop()
         key = id(node)
-        if key in seen:
-            continue
-        seen.add(key)
         groups = wanted.get(key)
         if groups is not None:
             reached.add(key)
             rendered = None
             for group in groups:
+                counts[group] = counts.get(group, 0) + 1
                 bucket = paths.setdefault(group, [])
                 if len(bucket) < max_paths:
                     rendered = rendered or _render(chain)
                     bucket.append(rendered)
+        if key in seen:
+            continue
+        seen.add(key)
         children = _children(node)
         for child, segment in reversed(children):
-            if not _is_primitive(child) and id(child) not in seen:
+            if _is_primitive(child):
+                continue
+            child_id = id(child)
+            if child_id not in seen or child_id in wanted:
                 stack.append((child, (chain, segment)))
-    return paths, reached
+    return paths, counts, reached

@@ -12,7 +12,13 @@ tests/hostile, and mention it in docs/detection.md.
 
 from __future__ import annotations
 
-__all__ = ["DANGEROUS_MODULES", "DANGEROUS_NAMES", "NOT_DANGEROUS", "danger_reason"]
+__all__ = [
+    "DANGEROUS_MODULES",
+    "DANGEROUS_NAMES",
+    "NOT_DANGEROUS",
+    "NOT_DANGEROUS_MODULES",
+    "danger_reason",
+]
 
 DANGEROUS_MODULES: dict[str, str] = {
     # Processes and the operating system
@@ -158,6 +164,31 @@ DANGEROUS_MODULES: dict[str, str] = {
     "tkinter": "opens windows, runs Tk code",
     "IPython": "runs interactive code",
     "jinja2": "compiles templates to Python code",
+    "atexit": "registers callables to run at exit",
+    "sched": "schedules callables",
+    "logging.handlers": "creates files, sockets and mail connections",
+    "mailbox": "creates directories and files",
+    "gzip": "opens files",
+    "bz2": "opens files",
+    "lzma": "opens files",
+    "zipapp": "writes archives",
+    "compileall": "compiles files",
+    "py_compile": "compiles files",
+    "wsgiref": "runs web servers",
+    "cgi": "runs CGI handling",
+    "cgitb": "writes reports to files",
+    "curses": "takes over the terminal",
+    "fcntl": "file-descriptor control",
+    "termios": "terminal control",
+    "tty": "terminal control",
+    "syslog": "writes system logs",
+    "pipes": "runs shell pipelines",
+    "getpass": "reads from the terminal",
+    "readline": "reads and writes history files",
+    "rlcompleter": "evaluates expressions for completion",
+    "cmd": "runs interactive command loops",
+    "plistlib": "loads files",
+    "ctypes.util": "runs compilers to find libraries",
     "__main__.__builtins__": "reaches the builtins of the loading program",
 }
 
@@ -219,19 +250,69 @@ NOT_DANGEROUS: dict[str, str] = {
     "io.StringIO": "an in-memory buffer",
     "_io.BytesIO": "an in-memory buffer",
     "_io.StringIO": "an in-memory buffer",
+    "socket.AddressFamily": "an Enum of address families",
+    "socket.SocketKind": "an Enum of socket kinds",
+    "signal.Signals": "an Enum of signal numbers",
+    "signal.Handlers": "an Enum of default handlers",
+    "http.HTTPStatus": "an Enum of status codes",
+    "http.HTTPMethod": "an Enum of methods",
+    "ssl.TLSVersion": "an Enum of TLS versions",
+    "ssl.VerifyMode": "an Enum of verification modes",
+    "ssl.Purpose": "an Enum of purposes",
+    "inspect._ParameterKind": "an Enum of parameter kinds",
     "torch.Generator": "random generator state",
     "torch._C.Generator": "random generator state",
 }
-"""Names inside dangerous modules that are plain data, or judged by their arguments."""
+"""Names inside dangerous modules that are plain data."""
+
+NOT_DANGEROUS_MODULES: dict[str, str] = {
+    "torch.jit._pickle": "TorchScript's pickle helpers only build lists, tensors and type tags",
+}
+"""Submodules of dangerous modules that only build data."""
 
 # Attribute names that, reached through a dotted qualname, lead to code or the system.
-_DANGEROUS_ATTRS = frozenset({
-    "system", "popen", "spawn", "execv", "execve", "execl", "fork", "kill", "remove",
-    "unlink", "rmdir", "rmtree", "eval", "exec", "compile", "open", "load", "loads",
-    "getattr", "setattr", "import_module", "run", "call", "check_call", "check_output",
-    "getoutput", "getstatusoutput", "Popen", "write_text", "write_bytes", "read_text",
-    "read_bytes", "mkdir", "touch", "rename", "replace", "chmod", "symlink_to",
-})
+_DANGEROUS_ATTRS = frozenset(
+    {
+        "system",
+        "popen",
+        "spawn",
+        "execv",
+        "execve",
+        "execl",
+        "fork",
+        "kill",
+        "remove",
+        "unlink",
+        "rmdir",
+        "rmtree",
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "load",
+        "loads",
+        "getattr",
+        "setattr",
+        "import_module",
+        "run",
+        "call",
+        "check_call",
+        "check_output",
+        "getoutput",
+        "getstatusoutput",
+        "Popen",
+        "write_text",
+        "write_bytes",
+        "read_text",
+        "read_bytes",
+        "mkdir",
+        "touch",
+        "rename",
+        "replace",
+        "chmod",
+        "symlink_to",
+    }
+)
 
 
 def danger_reason(module: str, name: str) -> str | None:
@@ -244,6 +325,8 @@ def danger_reason(module: str, name: str) -> str | None:
     parts = name.split(".")
     qualified = f"{module}.{name}"
     if qualified in NOT_DANGEROUS and qualified not in DANGEROUS_NAMES:
+        return None
+    if module in NOT_DANGEROUS_MODULES and len(parts) == 1 and not name.startswith("__"):
         return None
     reason = DANGEROUS_NAMES.get(qualified)
     if reason:

@@ -13,7 +13,13 @@ from typing import Any
 
 from ckptaudit.pickle.nodes import Call, Global
 
-__all__ = ["INERT_CLASSMETHODS", "INERT_CONSTRUCTORS", "benign_pattern"]
+__all__ = [
+    "INERT_CLASSMETHODS",
+    "INERT_CONSTRUCTORS",
+    "INERT_MODULES",
+    "benign_pattern",
+    "is_inert_constructor",
+]
 
 INERT_CONSTRUCTORS: dict[str, str] = {
     "builtins.set": "builds a set",
@@ -55,6 +61,8 @@ INERT_CONSTRUCTORS: dict[str, str] = {
     "pathlib.PurePosixPath": "builds a path value",
     "pathlib.PureWindowsPath": "builds a path value",
     "argparse.Namespace": "builds an attribute container",
+    "functools.partial": "binds arguments without calling (the bound callable is judged "
+    "as a reference)",
     "types.SimpleNamespace": "builds an attribute container",
     "re._compile": "compiles a regular expression",
     "random.Random": "builds a random generator",
@@ -91,6 +99,24 @@ INERT_CONSTRUCTORS: dict[str, str] = {
 }
 """``module.name`` -> why calling it only builds data."""
 
+INERT_MODULES: dict[str, str] = {
+    "torch.jit._pickle": "TorchScript's pickle helpers build lists, tensors and type tags",
+}
+"""Modules whose every function only builds data."""
+
+
+def is_inert_constructor(qualified: str, module: str) -> bool:
+    """True when calling ``qualified`` is known to only build data.
+
+    Cython generates ``__pyx_unpickle_<Class>(type, checksum, state)`` for its classes: it
+    makes an instance without calling ``__init__`` and sets fields, like NEWOBJ + BUILD.
+    """
+    if qualified in INERT_CONSTRUCTORS or module in INERT_MODULES:
+        return True
+    name = qualified[len(module) + 1 :]
+    return name.startswith("__pyx_unpickle_") and "." not in name
+
+
 INERT_CLASSMETHODS: dict[tuple[str, str], str] = {
     ("zoneinfo.ZoneInfo", "_unpickle"): "how a ZoneInfo pickles (timezone-aware datetimes)",
     ("zoneinfo._zoneinfo.ZoneInfo", "_unpickle"): "how a ZoneInfo pickles",
@@ -103,10 +129,20 @@ INERT_CLASSMETHODS: dict[tuple[str, str], str] = {
 """(class, attribute) pairs reached by ``getattr`` whose call only builds data."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_PLAIN_BASES = frozenset({
-    "builtins.object", "builtins.dict", "builtins.list", "builtins.tuple", "builtins.int",
-    "builtins.float", "builtins.str", "builtins.bytes", "builtins.set", "builtins.frozenset",
-})
+_PLAIN_BASES = frozenset(
+    {
+        "builtins.object",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.int",
+        "builtins.float",
+        "builtins.str",
+        "builtins.bytes",
+        "builtins.set",
+        "builtins.frozenset",
+    }
+)
 
 
 def _is_literal(value: Any) -> bool:
