@@ -230,3 +230,11 @@ def test_missing_storage_record_is_incompatible(tmp_path: Path) -> None:
     report = ckptaudit.audit_file(path)
     assert not report.weights_only_compatible and not _torch_loads(path)
     assert any(f.rule == "CKA205" for f in report.findings)
+
+
+def test_a_torch_zip_named_safetensors_does_not_load(tmp_path: Path) -> None:
+    path = _saved(tmp_path, {"a": 1}, "weights.safetensors")
+    report = ckptaudit.audit_file(path)
+    assert report.format == "torch-zip"
+    assert not report.weights_only_compatible and not _torch_loads(path)
+    assert any(f.rule == "CKA104" for f in report.findings)

@@ -148,6 +148,15 @@ def _report(
             )
         if issue.category == "malformed":
             errors.append(issue.message)
+    mismatch = _name_mismatch(source.name, container.format)
+    if mismatch:
+        message, fails = mismatch
+        findings.append(_finding(
+            "format-mismatch", message,
+            severity=Severity.INCOMPATIBLE if fails else None, remedy=Remedy.NONE,
+        ))
+        if fails:
+            torch_before.append(message)
     unit_errors: list[str] = []
     for unit in container.units:
         err = unit.result.error
@@ -207,6 +216,31 @@ def _report(
         else (),
         stats=_stats(source, container, started),
     )
+
+
+_EXPECTED_BY_SUFFIX = {
+    ".safetensors": ("safetensors",),
+    ".pkl": ("pickle",),
+    ".pickle": ("pickle",),
+    ".pt": ("torch-zip", "torch-legacy", "torchscript"),
+    ".pth": ("torch-zip", "torch-legacy", "torchscript"),
+    ".ckpt": ("torch-zip", "torch-legacy"),
+    ".tar": ("torch-tar",),
+}
+
+
+def _name_mismatch(name: str, fmt: str) -> tuple[str, bool] | None:
+    """(message, torch fails because of it) when the file name suggests another format."""
+    suffix = os.path.splitext(name)[1].lower()
+    expected = _EXPECTED_BY_SUFFIX.get(suffix)
+    if expected is None or fmt in expected:
+        return None
+    # torch.load sends every path ending in .safetensors to safetensors, whatever its bytes.
+    fails = name.endswith(".safetensors")
+    message = f"named {suffix} but the bytes are {fmt}"
+    if fails:
+        message += "; torch.load hands .safetensors paths to safetensors, which cannot read it"
+    return message, fails
 
 
 def _main_unit(container: Container) -> PickleUnit | None:

@@ -1,0 +1,131 @@
+"""The command line: exit codes, formats, allowlists, directories, explain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import oracle_types as ot
+import pytest
+import torch
+
+from ckptaudit.cli import main
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for name, obj in {
+        "clean": {"w": torch.ones(2)},
+        "enum": {"stage": ot.Stage.ACTIVE},
+        "deque": {"d": __import__("collections").deque([1])},
+    }.items():
+        out[name] = tmp_path / "ckpts" / f"{name}.pt"
+        out[name].parent.mkdir(exist_ok=True)
+        torch.save(obj, out[name])
+    evil = tmp_path / "ckpts" / "evil.pkl"
+    evil.write_bytes(b"cos\nsystem\n(S'id'\ntR.")
+    out["evil"] = evil
+    broken = tmp_path / "ckpts" / "broken.pt"
+    broken.write_bytes(b"PK\x03\x04garbage")
+    out["broken"] = broken
+    return out
+
+
+def test_exit_codes(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(files["clean"])]) == 0
+    assert main(["audit", str(files["enum"])]) == 1
+    assert main(["audit", str(files["broken"])]) == 3
+    assert main(["audit", str(files["broken"]), str(files["enum"])]) == 1
+    assert main(["audit", str(files["evil"]), "--fail-on", "dangerous"]) == 1
+    assert main(["audit", str(files["enum"]), "--fail-on", "dangerous"]) == 0
+    assert main(["audit", str(files["evil"]), "--fail-on", "never"]) == 0
+    assert main(["audit", "--no-such-flag", str(files["clean"])]) == 2
+    assert main(["audit", "--allow", "nodot", str(files["clean"])]) == 2
+    assert main([]) == 2
+    capsys.readouterr()
+
+
+def test_allow_and_allow_file(files: dict[str, Path], tmp_path: Path) -> None:
+    assert main(["audit", str(files["enum"]), "--allow", "oracle_types.Stage"]) == 0
+    allow = tmp_path / "allow.txt"
+    allow.write_text("# our enums\noracle_types.Stage  # trusted\n")
+    assert main(["audit", str(files["enum"]), "--allow-file", str(allow)]) == 0
+    # Allowlisting a deque cannot work: its items arrive by APPENDS.
+    assert main(["audit", str(files["deque"]), "--allow", "collections.deque"]) == 1
+
+
+def test_bad_allow_file_is_a_usage_error(tmp_path: Path, files: dict[str, Path]) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not a name\n")
+    assert main(["audit", str(files["clean"]), "--allow-file", str(bad)]) == 2
+    assert main(["audit", str(files["clean"]), "--allow-file", str(tmp_path / "none")]) == 2
+
+
+def test_json_output_follows_the_schema(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    code = main(["audit", str(files["enum"].parent), "--format", "json", "-o", str(out), "-j", "1"])
+    assert code == 1
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "ckptaudit/1"
+    assert set(doc["tool"]) == {"name", "version"}
+    assert doc["policy"] == {"torch": "2.13.0", "allowed_extra": []}
+    by_name = {Path(f["path"]).name: f for f in doc["files"]}
+    assert set(by_name) == {"clean.pt", "enum.pt", "deque.pt", "evil.pkl", "broken.pt"}
+    enum = by_name["enum.pt"]
+    assert enum["status"] == "incompatible" and enum["weights_only_compatible"] is False
+    assert enum["unsafe_globals"] == ["oracle_types.Stage"]
+    (finding,) = [f for f in enum["findings"] if f["global"] == "oracle_types.Stage"]
+    assert finding["kind"] == "enum" and finding["remedy"] == "allowlist"
+    assert finding["paths"] == ["root['stage']"] and finding["count"] == 1
+    assert isinstance(finding["offset"], int)
+    for key in ("category", "severity", "message", "hint"):
+        assert isinstance(finding[key], str)
+    assert set(enum["stats"]) >= {"pickle_bytes", "tensors", "tensor_bytes", "bytes_read",
+                                  "seconds"}
+    assert enum["top_level"] == [{"key": "stage", "summary": "Stage"}]
+    assert by_name["evil.pkl"]["status"] == "dangerous"
+    assert by_name["broken.pt"]["status"] == "error" and by_name["broken.pt"]["error"]
+
+
+def test_text_output_lists_paths_and_hints(files: dict[str, Path],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    main(["audit", str(files["deque"])])
+    text = capsys.readouterr().out
+    assert "INCOMPATIBLE" in text
+    assert "collections.deque" in text and "root['d']" in text
+    assert "remedy: convert" in text
+    assert "top-level structure" in text and "d  collections.deque" not in text
+
+
+def test_parallel_and_sequential_runs_agree(files: dict[str, Path], tmp_path: Path) -> None:
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(12):
+        (many / f"m{i:02}.pt").write_bytes(files["enum" if i % 2 else "clean"].read_bytes())
+    from ckptaudit.runner import audit_paths
+
+    one = audit_paths([many], jobs=1)
+    two = audit_paths([many], jobs=2)
+    assert [(r.path, r.status) for r in one] == [(r.path, r.status) for r in two]
+
+
+def test_explain(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "CKA203"]) == 0
+    assert "APPEND" in capsys.readouterr().out
+    assert main(["explain"]) == 0
+    assert "CKA301" in capsys.readouterr().out
+    assert main(["explain", "CKA999"]) == 2
+
+
+def test_sarif_output_is_valid_against_the_schema(files: dict[str, Path], tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    out = tmp_path / "r.sarif"
+    main(["audit", str(files["deque"]), str(files["evil"]), "--format", "sarif", "-o", str(out)])
+    doc = json.loads(out.read_text())
+    schema_path = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+    if not schema_path.exists():
+        pytest.skip("shared SARIF schema not present")
+    jsonschema.validate(doc, json.loads(schema_path.read_text()))
+    levels = {r["ruleId"]: r["level"] for r in doc["runs"][0]["results"]}
+    assert levels["CKA301"] == "error" and levels["CKA201"] == "warning"

@@ -1,0 +1,48 @@
+"""Regenerate docs/checkpoint-audit-results.md from the example checkpoints.
+
+Usage (from the repository root): python tools/make_findings_doc.py [--out FILE]
+
+Builds the legacy and fixed PPO and morphogenetic checkpoints into build/examples/ and writes
+the findings document with `ckptaudit report`. Needs torch (for the examples and for torch's
+exact error messages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXAMPLES = (
+    ("ppo", False), ("morphogenetic", False), ("ppo", True), ("morphogenetic", True),
+)
+
+
+def build(folder: str) -> list[str]:
+    """Build the four example checkpoints; return their paths (relative, as given)."""
+    from ckptaudit.examples import build_checkpoint
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for which, fixed in EXAMPLES:
+        path = f"{folder}/{which}-{'fixed' if fixed else 'legacy'}.pt"
+        build_checkpoint(which, fixed, path)  # type: ignore[arg-type]
+        paths.append(path)
+    return paths
+
+
+def main() -> int:
+    """Build the examples and write the document."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/checkpoint-audit-results.md")
+    args = parser.parse_args()
+    from ckptaudit.cli import main as cli
+
+    paths = build("build/examples")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    return cli(["report", *paths, "-o", args.out])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
