@@ -342,7 +342,7 @@ class _Checker:
             if self.policy.supports(op):
                 continue
             name = OPCODE_NAMES.get(op, f"0x{op:02x}")
-            first = result.opcode_first[op]
+            first = result.opcode_first.get(op, result.start)
             self.violate(unit, first, f"Unsupported operand {op}")
             g = self.group(
                 ("CKA204", name, unit.member),

@@ -109,6 +109,9 @@ def _is_primitive(value: Any) -> bool:
     return value is None or type(value) in (str, int, float, bool, bytes, bytearray, complex)
 
 
+_PRIMITIVE_TYPES = frozenset({str, int, float, bool, bytes, bytearray, complex, type(None)})
+
+
 def locate(
     root: Any, wanted: Mapping[int, Sequence[Hashable]], max_paths: int
 ) -> tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]:
@@ -130,18 +133,20 @@ def locate(
     paths: dict[Hashable, list[str]] = {}
     counts: dict[Hashable, int] = {}
     reached: set[int] = set()
-    if _is_primitive(root):
+    prims = _PRIMITIVE_TYPES
+    if type(root) in prims:
         return paths, counts, reached
     seen: set[int] = set()
     stack: list[tuple[Any, _Chain]] = [(root, None)]
+    pop = stack.pop
+    push = stack.append
     while stack:
-        node, chain = stack.pop()
+        node, chain = pop()
         key = id(node)
-        groups = wanted.get(key)
-        if groups is not None:
+        if key in wanted:
             reached.add(key)
             rendered = None
-            for group in groups:
+            for group in wanted[key]:
                 counts[group] = counts.get(group, 0) + 1
                 bucket = paths.setdefault(group, [])
                 if len(bucket) < max_paths:
@@ -150,11 +155,23 @@ def locate(
         if key in seen:
             continue
         seen.add(key)
-        children = _children(node)
-        for child, segment in reversed(children):
-            if _is_primitive(child):
-                continue
-            child_id = id(child)
-            if child_id not in seen or child_id in wanted:
-                stack.append((child, (chain, segment)))
+        t = type(node)
+        # Children are pushed in reverse so that they pop in document order.
+        if t is list or t is tuple:
+            for i in range(len(node) - 1, -1, -1):
+                child = node[i]
+                if type(child) not in prims and (id(child) not in seen or id(child) in wanted):
+                    push((child, (chain, f"[{i}]")))
+        elif t is PDict:
+            pairs = node.pairs
+            for i in range(len(pairs) - 1, -1, -1):
+                k, v = pairs[i]
+                if type(v) not in prims and (id(v) not in seen or id(v) in wanted):
+                    push((v, (chain, render_key(k))))
+                if type(k) not in prims:
+                    push((k, (chain, f".keys()[{i}]")))
+        elif t is Call or t is PSet:
+            for child, segment in reversed(_children(node)):
+                if type(child) not in prims and (id(child) not in seen or id(child) in wanted):
+                    push((child, (chain, segment)))
     return paths, counts, reached

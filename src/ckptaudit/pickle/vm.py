@@ -185,48 +185,201 @@ class _Machine:
     # -- the loop --------------------------------------------------------------------------
 
     def run(self) -> PickleResult:
-        """Run from start to STOP (or to the first error)."""
+        """Run from start to STOP (or to the first error).
+
+        The most frequent opcodes are handled inline with local variables (this loop is the
+        audit's hot path); every other opcode goes to its registered handler, which is also
+        the reference for what the inline cases do.
+        """
         data = self.data
-        table = _TABLE
-        counts: dict[int, int] = self.result.opcode_counts
-        first = self.result.opcode_first
-        pos = self.start
+        if self.end != len(data):
+            data = self.data = bytes(data[: self.end])
         end = self.end
-        executed = 0
+        table = _TABLE
+        counts = [0] * 256
+        result = self.result
+        memo = self.memo
+        metastack = self.metastack
+        stack = self.stack
+        append = stack.append
+        calls = result.calls
+        events = result.events
+        first = result.opcode_first
+        pos = self.start
         op_pos = pos
         try:
             while True:
-                if pos >= end:
-                    raise PickleError("truncated: pickle ended without STOP", pos)
                 op_pos = pos
                 op = data[pos]
                 pos += 1
-                executed += 1
-                n = counts.get(op)
-                if n is None:
-                    first[op] = op_pos
-                    counts[op] = 1
+                counts[op] += 1
+                if op == 113:  # BINPUT
+                    memo[data[pos]] = stack[-1]
+                    pos += 1
+                elif op == 104:  # BINGET
+                    append(memo[data[pos]])
+                    pos += 1
+                elif op == 75:  # BININT1
+                    append(data[pos])
+                    pos += 1
+                elif op == 40:  # MARK
+                    metastack.append(stack)
+                    stack = self.stack = []
+                    append = stack.append
+                elif op == 125:  # EMPTY_DICT
+                    append(PDict())
+                elif op == 117:  # SETITEMS
+                    items = stack
+                    stack = self.stack = metastack.pop()
+                    append = stack.append
+                    if len(items) % 2:
+                        raise PickleError("odd number of items for SETITEMS", op_pos)
+                    target = stack[-1]
+                    pairs = list(zip(items[::2], items[1::2], strict=True))
+                    if type(target) is PDict:
+                        target.pairs.extend(pairs)
+                    else:
+                        _setitems_on(self, target, pairs, "SETITEMS", pos)
+                elif op == 88:  # BINUNICODE
+                    (n,) = _unpack_I(data, pos)
+                    pos += 4
+                    if pos + n > end:
+                        raise PickleError(
+                            f"truncated: {n} bytes declared but only {end - pos} remain", pos - 4
+                        )
+                    append(str(data[pos : pos + n], "utf-8", "surrogatepass"))
+                    pos += n
+                elif op == 140:  # SHORT_BINUNICODE (protocol 4: torch refuses it)
+                    if counts[op] == 1:
+                        first[op] = op_pos
+                    n = data[pos]
+                    pos += 1
+                    if pos + n > end:
+                        raise PickleError("truncated string", pos - 1)
+                    append(str(data[pos : pos + n], "utf-8", "surrogatepass"))
+                    pos += n
+                elif op == 129:  # NEWOBJ
+                    args = stack.pop()
+                    node = Call(stack.pop(), args, None, "NEWOBJ", op_pos)
+                    calls.append(node)
+                    append(node)
+                elif op == 98:  # BUILD
+                    state = stack.pop()
+                    target = stack[-1]
+                    if type(target) is Call:
+                        target.state = state
+                        target.builds += 1
+                        if target.build_offset is None:
+                            target.build_offset = op_pos
+                    else:
+                        events.append(Event("BUILD", target, op_pos))
+                elif op == 41:  # EMPTY_TUPLE
+                    append(())
+                elif op == 93:  # EMPTY_LIST
+                    append([])
+                elif op == 71:  # BINFLOAT
+                    append(_unpack_d(data, pos)[0])
+                    pos += 8
+                elif op == 74:  # BININT
+                    append(_unpack_i(data, pos)[0])
+                    pos += 4
+                elif op == 77:  # BININT2
+                    append(_unpack_H(data, pos)[0])
+                    pos += 2
+                elif op == 136:  # NEWTRUE
+                    append(True)
+                elif op == 137:  # NEWFALSE
+                    append(False)
+                elif op == 78:  # NONE
+                    append(None)
+                elif op == 114:  # LONG_BINPUT
+                    memo[_unpack_I(data, pos)[0]] = stack[-1]
+                    pos += 4
+                elif op == 106:  # LONG_BINGET
+                    append(memo[_unpack_I(data, pos)[0]])
+                    pos += 4
+                elif op == 148:  # MEMOIZE (protocol 4: torch refuses it)
+                    if counts[op] == 1:
+                        first[op] = op_pos
+                    memo[len(memo)] = stack[-1]
+                elif op == 133:  # TUPLE1
+                    stack[-1] = (stack[-1],)
+                elif op == 134:  # TUPLE2
+                    if len(stack) < 2:
+                        raise IndexError
+                    stack[-2:] = [(stack[-2], stack[-1])]
+                elif op == 135:  # TUPLE3
+                    if len(stack) < 3:
+                        raise IndexError
+                    stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
+                elif op == 116:  # TUPLE
+                    items = stack
+                    stack = self.stack = metastack.pop()
+                    append = stack.append
+                    append(tuple(items))
+                elif op == 101:  # APPENDS
+                    items = stack
+                    stack = self.stack = metastack.pop()
+                    append = stack.append
+                    target = stack[-1]
+                    if type(target) is list:
+                        target.extend(items)
+                    else:
+                        _append_to(self, target, items, "APPENDS", pos)
+                elif op == 82:  # REDUCE
+                    args = stack.pop()
+                    node = Call(stack[-1], args, None, "REDUCE", op_pos)
+                    calls.append(node)
+                    stack[-1] = node
                 else:
-                    counts[op] = n + 1
-                handler = table[op]
-                if handler is None:
-                    raise PickleError(f"invalid opcode byte 0x{op:02x}", op_pos)
-                pos = handler(self, pos)
+                    if counts[op] == 1:
+                        first[op] = op_pos
+                    handler = table[op]
+                    if handler is None:
+                        raise PickleError(f"invalid opcode byte 0x{op:02x}", op_pos)
+                    self.stack = stack
+                    pos = handler(self, pos)
+                    stack = self.stack
+                    append = stack.append
+                if pos > end:
+                    raise PickleError("truncated: an argument runs past the end", op_pos)
         except _Stop:
-            self.result.complete = True
-            self.result.end = pos
+            result.complete = True
+            result.end = pos
         except PickleError as exc:
-            self.result.error = exc
-            self.result.end = op_pos
-        except (ValueError, OverflowError, struct.error, UnicodeDecodeError, MemoryError) as exc:
+            result.error = exc
+            result.end = op_pos
+        except IndexError:
+            # data[pos] past the end, or a pop/peek on an empty stack or metastack.
+            if op_pos >= end or pos >= end:
+                message = "truncated: pickle ended without STOP"
+            elif not metastack and op in (101, 116, 117):
+                message = "MARK expected but not found"
+            else:
+                message = "stack underflow"
+            result.error = PickleError(message, op_pos)
+            result.end = op_pos
+        except KeyError as exc:
+            result.error = PickleError(f"memo key {exc.args[0]} not found", op_pos)
+            result.end = op_pos
+        except struct.error:
+            result.error = PickleError("truncated: a fixed-size argument runs past the end", op_pos)
+            result.end = op_pos
+        except (ValueError, OverflowError, UnicodeDecodeError, MemoryError) as exc:
             # Conversions of text arguments (int('...'), float('...'), escape decoding).
-            self.result.error = PickleError(f"bad argument: {exc}", op_pos)
-            self.result.end = op_pos
+            result.error = PickleError(f"bad argument: {exc}", op_pos)
+            result.end = op_pos
         except RecursionError:  # pragma: no cover - nothing here recurses; defence in depth
-            self.result.error = LimitExceeded("nesting too deep", op_pos)
-            self.result.end = op_pos
-        self.result.opcodes = executed
-        return self.result
+            result.error = LimitExceeded("nesting too deep", op_pos)
+            result.end = op_pos
+        self.stack = stack
+        executed = 0
+        for byte, n in enumerate(counts):
+            if n:
+                result.opcode_counts[byte] = n
+                executed += n
+        result.opcodes = executed
+        return result
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -868,6 +1021,7 @@ def _build_table() -> list[_Handler | None]:
 
 
 _TABLE = _build_table()
+
 
 
 def run_pickle(data: bytes | memoryview, start: int = 0, end: int | None = None) -> PickleResult:
