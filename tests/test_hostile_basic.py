@@ -133,3 +133,14 @@ def test_canary_proves_the_audit_imports_and_calls_nothing(tmp_path: Path) -> No
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert marker.read_text() == "called"
+
+
+def test_a_literal_nested_pickle_is_scanned_too() -> None:
+    import pickle
+
+    inner = b"cposix\nsystem\n(S'id'\ntR."
+    outer = pickle.dumps(0, protocol=2)[:2] + b"c_pickle\nloads\nC" + bytes([len(inner)]) + inner + b"\x85R."
+    report = ckptaudit.audit_bytes(outer)
+    assert report.status is Status.DANGEROUS
+    nested = [f for f in report.findings if f.member and f.member.startswith("nested pickle")]
+    assert any(f.global_name == "posix.system" for f in nested), report.findings

@@ -21,6 +21,7 @@ from ckptaudit.findings import (
     Status,
 )
 from ckptaudit.formats import BytesSource, Container, FileSource, Source, read_container
+from ckptaudit.nested import nested_units
 from ckptaudit.pickle.limits import DEFAULT_LIMITS, Limits
 from ckptaudit.pickle.nodes import Global
 from ckptaudit.policy.torch_policy import Policy, load_policy
@@ -33,6 +34,7 @@ __all__ = [
     "audit_file",
     "audit_object",
     "audit_source",
+    "audit_url",
     "expand_paths",
 ]
 
@@ -127,6 +129,7 @@ def audit_source(
 def _report(
     source: Source, container: Container, policy: Policy, limits: Limits, started: float
 ) -> FileReport:
+    container.units.extend(nested_units(container.units, limits))
     checked = check_units(container.units, policy, limits)
     findings = list(checked.findings)
     if container.format == "torchscript":
@@ -172,7 +175,8 @@ def _report(
         unit_errors.append(problem)
         findings.append(_finding("rebuild-error", problem, remedy=Remedy.INSPECT))
     for unit in container.units:
-        if unit.torch_reads or container.format == "torchscript":
+        nested = (unit.member or "").startswith("nested pickle")
+        if unit.torch_reads or nested or container.format == "torchscript":
             continue
         dangerous = [
             f for f in findings if f.member == unit.member and f.severity is Severity.DANGEROUS
@@ -335,6 +339,35 @@ def audit_file(
     try:
         if os.path.isdir(name):
             return _error_report(name, "is a directory", "malformed", started, 0)
+        return audit_source(source, policy=policy, limits=limits)
+    finally:
+        source.close()
+
+
+def audit_url(
+    url: str,
+    *,
+    policy: Policy | None = None,
+    limits: Limits | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> FileReport:
+    """Audit a checkpoint behind a URL (https://, s3://, hf://...) by ranged reads.
+
+    Only what the audit needs is transferred (for a torch zip: the first and last 64 KiB and
+    data.pkl), never the tensor storages; ``report.stats.bytes_read`` is what came over the
+    network. Needs fsspec (``pip install 'ckptaudit[remote]'``).
+
+    Raises:
+        UsageError: fsspec, or the package for the URL's protocol, is not installed.
+    """
+    from ckptaudit.formats.remote import RemoteReadError, RemoteSource
+
+    started = time.perf_counter()
+    try:
+        source = RemoteSource(url, storage_options=storage_options)
+    except RemoteReadError as exc:
+        return _error_report(url, str(exc), "malformed", started, 0)
+    try:
         return audit_source(source, policy=policy, limits=limits)
     finally:
         source.close()

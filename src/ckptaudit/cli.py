@@ -69,7 +69,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     audit = sub.add_parser("audit", help="audit checkpoint files or directories")
-    audit.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    audit.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="files, directories, or URLs (s3://bucket/key.pt, https://..., hf://...; "
+        "globs like s3://bucket/runs/*.pt) read by ranged requests, never downloaded",
+    )
     audit.add_argument(
         "--format",
         choices=("text", "json", "markdown", "sarif"),
@@ -93,6 +99,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--no-progress", action="store_true", help="no progress bar for directory runs"
+    )
+    audit.add_argument(
+        "--dask",
+        metavar="SCHEDULER_ADDRESS",
+        help="audit on the workers of an existing Dask cluster (e.g. tcp://host:8786) "
+        "instead of local processes; needs ckptaudit[dask]",
     )
     _add_policy_options(audit)
 
@@ -161,7 +173,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     progress = not args.no_progress and sys.stderr.isatty()
-    reports = audit_paths(args.paths, policy=policy, jobs=args.jobs, progress=progress)
+    reports = audit_paths(
+        args.paths, policy=policy, jobs=args.jobs, progress=progress, dask=args.dask
+    )
     if not reports:
         raise UsageError("no checkpoint files found under the given paths")
     markup = args.format == "text" and not args.output and sys.stdout.isatty()

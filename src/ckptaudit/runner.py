@@ -6,8 +6,9 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from ckptaudit.audit import audit_file, expand_paths
+from ckptaudit.audit import CHECKPOINT_SUFFIXES, audit_file, audit_url, expand_paths
 from ckptaudit.findings import FileReport
+from ckptaudit.formats.remote import expand_url, is_url
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.policy.torch_policy import Policy, load_policy
 
@@ -18,7 +19,28 @@ _PARALLEL_THRESHOLD = 8
 
 
 def _audit_chunk(paths: Sequence[str], policy: Policy, limits: Limits | None) -> list[FileReport]:
-    return [audit_file(p, policy=policy, limits=limits) for p in paths]
+    return [_audit_one(p, policy, limits) for p in paths]
+
+
+# --- remote URLs and Dask (issue "Speed and scale") ---
+def _audit_one(path: str, policy: Policy, limits: Limits | None) -> FileReport:
+    """Audit a local file, or a URL (s3://, https://, hf://...) by ranged reads."""
+    if is_url(path):
+        return audit_url(path, policy=policy, limits=limits)
+    return audit_file(path, policy=policy, limits=limits)
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Local files and directories as :func:`expand_paths`; URLs as themselves, globs
+    (``s3://b/runs/*.pt``) expanded, prefixes ending in ``/`` listed for checkpoint names."""
+    files: list[str] = []
+    for raw in paths:
+        if is_url(raw):
+            files.extend(expand_url(str(raw), suffixes=CHECKPOINT_SUFFIXES))
+        else:
+            files.extend(expand_paths([raw]))
+    return files
+# --- end remote URLs and Dask ---
 
 
 def audit_paths(
@@ -28,6 +50,7 @@ def audit_paths(
     limits: Limits | None = None,
     jobs: int | None = None,
     progress: bool = False,
+    dask: str | None = None,
 ) -> list[FileReport]:
     """Audit files and directories (searched recursively), in parallel processes.
 
@@ -37,12 +60,18 @@ def audit_paths(
         limits: resource limits.
         jobs: worker processes (default: the CPU count; 1 audits in this process).
         progress: draw a rich progress bar on stderr.
+        dask: address of a Dask scheduler (``tcp://host:8786``): audit on its workers
+            instead of local processes (``jobs`` is then ignored).
 
     Returns:
         One report per file, in the order the files were found.
     """
     policy = policy or load_policy()
-    files = list(expand_paths(paths))
+    files = expand_inputs(paths)
+    if dask:
+        from ckptaudit.cluster import audit_on_dask
+
+        return audit_on_dask(files, dask, policy=policy, limits=limits, progress=progress)
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 or len(files) < _PARALLEL_THRESHOLD:
         return _sequential(files, policy, limits, progress)
@@ -70,13 +99,13 @@ def _sequential(
     files: list[str], policy: Policy, limits: Limits | None, progress: bool
 ) -> list[FileReport]:
     if not progress or len(files) < 2:
-        return [audit_file(p, policy=policy, limits=limits) for p in files]
+        return [_audit_one(p, policy, limits) for p in files]
     from rich.progress import Progress
 
     reports = []
     with Progress(transient=True) as bar:
         task = bar.add_task("auditing", total=len(files))
         for p in files:
-            reports.append(audit_file(p, policy=policy, limits=limits))
+            reports.append(_audit_one(p, policy, limits))
             bar.advance(task)
     return reports

@@ -13,6 +13,7 @@ from ckptaudit.formats.detect import LEGACY_MAGIC
 from ckptaudit.formats.source import Source
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import PickleResult, run_pickle
+from ckptaudit.structure import storage_ref
 
 __all__ = ["read_legacy", "read_pickle_sequence"]
 
@@ -67,4 +68,45 @@ def read_legacy(source: Source, limits: Limits) -> Container:
                 torch_error=f"Invalid protocol version: {brief(results[1].root)}",
             )
         )
+    if len(results) == len(_PARTS) and all(r.complete for r in results):
+        problem = _storage_problem(source, results[3], results[4])
+        if problem is not None:
+            container.issues.append(ContainerIssue("malformed", problem, torch_error=problem))
     return container
+
+
+def _storage_problem(source: Source, obj: PickleResult, keys: PickleResult) -> str | None:
+    """Check the raw storages after the fifth pickle as torch reads them, by 8-byte headers.
+
+    For each key of the storage-key list, in order, torch takes the storage the object pickle
+    made for it (failing if there is none), reads an 8-byte element count that must match it,
+    then that many elements. Only the headers are read here, never the data.
+    """
+    if type(keys.root) is not list:
+        return None
+    sizes: dict[str, tuple[int, int]] = {}
+    for pid in obj.persids:
+        ref = storage_ref(pid)
+        if ref is not None:
+            sizes.setdefault(ref.key, (ref.nbytes, ref.element_size))
+    pos = keys.end
+    for key in keys.root:
+        if type(key) is not str:
+            return None  # not what torch.save writes; torch's own errors vary here
+        if key not in sizes:
+            return f"storage key '{key}' not found in deserialized_objects"
+        nbytes, element_size = sizes[key]
+        header = source.read_at(pos, 8)
+        if len(header) < 8:
+            return f"unexpected EOF, expected {8 - len(header)} more bytes. The file might be corrupted."
+        numel = int.from_bytes(header, "little", signed=True)
+        if numel * element_size != nbytes:
+            return f"storage has wrong byte size: expected {numel * element_size} got {nbytes}"
+        pos += 8
+        if pos + nbytes > source.size:
+            return (
+                f"unexpected EOF, expected {pos + nbytes - source.size} more bytes. The file might "
+                "be corrupted."
+            )
+        pos += nbytes
+    return None

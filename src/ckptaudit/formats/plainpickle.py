@@ -5,7 +5,7 @@ from __future__ import annotations
 from ckptaudit.checks import PickleUnit
 from ckptaudit.formats.container import Container, ContainerIssue
 from ckptaudit.formats.detect import LEGACY_MAGIC
-from ckptaudit.formats.legacy import read_pickle_sequence
+from ckptaudit.formats.legacy import read_legacy, read_pickle_sequence
 from ckptaudit.formats.source import Source
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
@@ -21,6 +21,10 @@ def read_plain_pickle(source: Source, limits: Limits) -> Container:
     """
     container = Container(format="pickle")
     (result,) = read_pickle_sequence(source, limits, 1)
+    if result.complete and type(result.root) is int and result.root == LEGACY_MAGIC:
+        # The legacy magic pickled some other way (protocol 0/1/3-5, LONG4...): torch reads the
+        # other four pickles all the same, so they must be audited as a legacy file.
+        return read_legacy(source, limits)
     container.units.append(PickleUnit(None, result, torch_reads=True))
     if result.complete and result.root != LEGACY_MAGIC:
         container.issues.append(

@@ -46,6 +46,8 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         container.issues.append(ContainerIssue("zip-anomaly", note))
     if not archive.entries:
         raise ContainerError("empty zip archive")
+    for note in archive.corrupt[:1]:
+        _torch_fails(container, f"{note}: invalid header or archive is corrupted")
     for entry in archive.entries:
         if entry.method == 0 and entry.compressed_size != entry.size:
             _torch_fails(
@@ -99,6 +101,19 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
     strays = [e.name for e in archive.entries if not e.name.startswith(prefix)]
     if strays:
         _torch_fails(container, f"file in archive is not in a subdirectory {prefix}: {strays[0]}")
+    for record in (".data/serialization_id", ".format_version", ".storage_alignment"):
+        # torch reads these records whole: a damaged header or an encrypted entry fails it.
+        for entry in lookup(record)[-1:]:
+            try:
+                raw = _read_small(archive, entry)
+            except InputError as exc:
+                _torch_fails(container, f"PytorchStreamReader failed reading file {record}: {exc}")
+                continue
+            if record == ".storage_alignment":
+                try:
+                    int(raw)
+                except ValueError as exc:
+                    _torch_fails(container, str(exc))
     for entry in lookup("byteorder")[:1]:
         if _read_small(archive, entry) not in (b"little", b"big"):
             _torch_fails(container, "Unknown endianness type in the byteorder record")

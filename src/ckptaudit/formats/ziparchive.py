@@ -32,6 +32,7 @@ class ZipEntry:
     """One central-directory record."""
 
     name: str
+    flags: int
     method: int
     crc: int
     compressed_size: int
@@ -62,6 +63,8 @@ class ZipArchive:
         self.allow_prefix = allow_prefix
         self.base = 0
         self.anomalies: list[str] = []
+        self.corrupt: list[str] = []
+        """Damage that makes torch's zip reader (miniz) refuse the whole archive."""
         self.entries = self._read_directory()
 
     def _read_directory(self) -> list[ZipEntry]:
@@ -75,9 +78,11 @@ class ZipArchive:
                 break
         if at < 0 or at + 22 > len(tail):
             raise ContainerError("zip end-of-central-directory record not found (truncated?)")
-        (_, _disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from(
+        (_, disk, cd_disk, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from(
             "<4sHHHHIIH", tail, at
         )
+        if (disk | cd_disk) and not disk == cd_disk == 1:
+            self.corrupt.append("unsupported multidisk archive")
         if at + 22 + comment_len != len(tail):
             self.anomalies.append("bytes after the end-of-central-directory record")
         eocd_pos = tail_start + at
@@ -109,15 +114,23 @@ class ZipArchive:
             (flags, method, _, _, crc, csize, usize, nlen, xlen, clen) = struct.unpack_from(
                 "<HHHHIIIHHH", directory, pos + 8
             )
-            (offset,) = struct.unpack_from("<I", directory, pos + 42)
+            (entry_disk, _, _, offset) = struct.unpack_from("<HHII", directory, pos + 34)
+            if entry_disk == 0xFFFF or entry_disk not in (disk, 1):
+                self.corrupt.append("unsupported multidisk archive")
+            if flags & 0x2000:  # a masked local directory: miniz calls it encryption
+                self.corrupt.append("unsupported encryption")
             name_raw = directory[pos + 46 : pos + 46 + nlen]
             extra = directory[pos + 46 + nlen : pos + 46 + nlen + xlen]
             if len(name_raw) != nlen:
                 raise ContainerError("zip central directory truncated")
             usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
             name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
-            entries.append(ZipEntry(name, method, crc, csize, usize, offset, index))
+            entries.append(ZipEntry(name, flags, method, crc, csize, usize, offset, index))
             pos += 46 + nlen + xlen + clen
+            if pos > len(directory):
+                # miniz refuses an entry whose name, extra field and comment overrun the
+                # directory; other zip readers may not, so the entries are still audited.
+                self.corrupt.append(f"zip central directory entry {name!r} overruns the directory")
         names = [e.name for e in entries]
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -136,6 +149,8 @@ class ZipArchive:
         limit = self.limits.max_pickle_bytes if max_size is None else max_size
         if entry.size > limit:
             raise LimitExceeded(f"zip member {entry.name!r} is {entry.size} bytes (limit {limit})")
+        if entry.flags & 0x41:
+            raise ContainerError(f"zip member {entry.name!r}: unsupported encryption")
         raw = self.source.read_at(start, entry.compressed_size)
         if entry.method == 0:
             return raw

@@ -96,6 +96,8 @@ INERT_CONSTRUCTORS: dict[str, str] = {
     "torch.nn.parameter.Parameter": "builds a Parameter",
     "torch.nn.parameter.UninitializedParameter": "builds a lazy Parameter",
     "torch.nn.parameter.Buffer": "builds a Buffer",
+    "torch.nn.backends.thnn._get_thnn_function_backend": "returns the THNN backend object "
+    "(whole modules pickled by PyTorch 0.x)",
 }
 """``module.name`` -> why calling it only builds data."""
 

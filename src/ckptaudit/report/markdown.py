@@ -75,15 +75,17 @@ def _checkpoint_section(report: FileReport, out: list[str]) -> None:
         out.append("### Issues")
         out.append("")
         for f in issues:
+            what = f.message if f.rule != "CKA201" else "not an allowed global"
             out.append(
-                f"- **{f.severity.label}** [{f.rule}] {_type_label(f)}, remedy "
-                f"*{f.remedy.value}*: {f.message}."
+                f"- **{f.severity.label}** {_type_label(f)}: {what} [{f.rule}]; "
+                f"remedy *{f.remedy.value}*"
             )
+            # Four spaces: every Markdown dialect nests these under the item.
             for p in f.paths[:_MAX_PATHS]:
-                out.append(f"  - `{p}`")
+                out.append(f"    - at `{p}`")
             if f.count > min(len(f.paths), _MAX_PATHS):
-                out.append(f"  - ... {f.count} occurrences in all")
-            out.append(f"  - convert: {f.hint}")
+                out.append(f"    - ... {f.count} occurrences in all")
+            out.append(f"    - convert: {f.hint}")
         out.append("")
     if report.top_level:
         out.append("### Top-level structure")
@@ -102,7 +104,7 @@ def _conversions(reports: Sequence[FileReport], out: list[str]) -> None:
             if f.rule not in ("CKA201", "CKA202") or not f.global_name:
                 continue
             name = os.path.basename(report.path)
-            hint, places, count = rows.get(f.global_name, (f.hint.split(" (")[0], [], 0))
+            hint, places, count = rows.get(f.global_name, (f.hint.split(" (allowlisting")[0], [], 0))
             places += [f"{name}: `{p}`" for p in f.paths[:1]]
             rows[f.global_name] = (hint, places, count + f.count)
     if not rows:
