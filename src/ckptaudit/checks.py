@@ -125,6 +125,17 @@ _RETURNS: dict[str, Any] = {
 }
 
 
+# Allowed functions that call one of their arguments (index), with the arguments after it.
+_INVOKES_ARGUMENT: dict[str, int] = {
+    "torch._tensor._rebuild_from_type_v2": 0,
+    "torch._tensor._rebuild_from_type": 0,
+}
+
+
+def _is_tensor_rebuild(func: Global) -> bool:
+    return func.module == "torch._utils" and func.name.startswith("_rebuild_")
+
+
 def runtime_type(node: Any) -> str | None:
     """The ``module.qualname`` of the type a real unpickler would give ``node``; None if unknown."""
     t = type(node)
@@ -486,42 +497,58 @@ class _Checker:
                 self._check_build(unit, c, c.build_offset or c.offset)
             if creation:
                 continue
-            # Is the call shown to be inert?
-            if isinstance(func, Global):
-                if func.dynamic:
-                    continue  # reported with the dynamic global
-                q = func.qualified
-                if (
-                    q in policy.allowed
-                    or q in policy.extra_allowed
-                    or is_inert_constructor(q, func.module)
-                    or danger_reason(func.module, func.name) is not None
-                    or _is_enum_shape(c, func)
-                ):
-                    continue
-                label = q
-                why = f"the file calls {q}(...), which is not shown to be an inert data constructor"
-            elif isinstance(func, Call):
-                target = getattr_target(func) if self._is_getattr(func) else None
-                if target is not None and target in INERT_CLASSMETHODS:
-                    continue
-                inner = func.func.qualified if isinstance(func.func, Global) else "a computed value"
-                label = f"{target[0]}.{target[1]}" if target else f"<result of {inner}>"
-                why = f"the file calls a computed callable ({label})"
-            else:
-                continue  # calling a literal fails in any unpickler; torch's rule covers it
-            grp = self.group(
-                ("CKA302", label, unit.member),
-                category="unsafe-call",
-                global_name=label,
-                member=unit.member,
-                message=why,
-                kind=Kind.CALLABLE,
-                remedy=Remedy.NEVER,
-                hint="do not load this file without weights_only unless you know this callable "
-                "is harmless; then store plain data instead",
-            )
-            grp.add(c, c.offset)
+            self._judge_callee(unit, c, func)
+            # Allowed functions that call one of their arguments: judge that argument too.
+            index = _INVOKES_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
+            if index is not None and type(c.args) is tuple and len(c.args) > index:
+                inner = c.args[index]
+                inner_args = c.args[index + 2] if len(c.args) > index + 2 else ()
+                proxy = Call(inner, inner_args, None, "REDUCE", c.offset)
+                if not isinstance(inner, Global) or not _is_tensor_rebuild(inner):
+                    self._judge_callee(unit, proxy, inner, reached_through=func.qualified)
+
+    def _judge_callee(
+        self, unit: PickleUnit, c: Call, func: Any, reached_through: str | None = None
+    ) -> None:
+        """Report a call of anything not shown to be an inert data constructor."""
+        policy = self.policy
+        if isinstance(func, Global):
+            if func.dynamic:
+                return  # reported with the dynamic global
+            q = func.qualified
+            if (
+                q in policy.allowed
+                or q in policy.extra_allowed
+                or is_inert_constructor(q, func.module)
+                or danger_reason(func.module, func.name) is not None
+                or (reached_through is None and _is_enum_shape(c, func))
+            ):
+                return
+            label = q
+            why = f"the file calls {q}(...), which is not shown to be an inert data constructor"
+        elif isinstance(func, Call):
+            target = getattr_target(func) if self._is_getattr(func) else None
+            if target is not None and target in INERT_CLASSMETHODS:
+                return
+            inner = func.func.qualified if isinstance(func.func, Global) else "a computed value"
+            label = f"{target[0]}.{target[1]}" if target else f"<result of {inner}>"
+            why = f"the file calls a computed callable ({label})"
+        else:
+            return  # calling a literal fails in any unpickler; torch's rule covers it
+        if reached_through:
+            why += f", through {reached_through}, which calls its argument"
+        grp = self.group(
+            ("CKA302", label, unit.member),
+            category="unsafe-call",
+            global_name=label,
+            member=unit.member,
+            message=why,
+            kind=Kind.CALLABLE,
+            remedy=Remedy.NEVER,
+            hint="do not load this file without weights_only unless you know this callable "
+            "is harmless; then store plain data instead",
+        )
+        grp.add(c, c.offset)
 
     @staticmethod
     def _is_getattr(call: Call) -> bool:
