@@ -5,7 +5,14 @@ and if not, every global in the way, where it sits in the object tree, what to c
 to, and which globals are dangerous.
 """
 
-from ckptaudit.audit import audit_bytes, audit_file, audit_object, audit_source, expand_paths
+from ckptaudit.audit import (
+    audit_bytes,
+    audit_file,
+    audit_object,
+    audit_source,
+    audit_url,
+    expand_paths,
+)
 from ckptaudit.errors import (
     CkptAuditError,
     ContainerError,
@@ -55,6 +62,7 @@ __all__ = [
     "audit_file",
     "audit_object",
     "audit_source",
+    "audit_url",
     "expand_paths",
     "load_policy",
 ]

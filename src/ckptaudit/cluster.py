@@ -26,14 +26,14 @@ DEFAULT_BATCH = 64
 to balance a cluster."""
 
 
-def _client(address: str) -> Any:
+def _client(address: str, timeout: float) -> Any:
     try:
         from distributed import Client as _Client
     except ImportError:
         raise UsageError("--dask needs distributed: pip install 'ckptaudit[dask]'") from None
     try:
         client: Any = _Client  # distributed is untyped
-        return client(address, set_as_default=False, timeout="30s")
+        return client(address, set_as_default=False, timeout=timeout)
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
@@ -46,6 +46,7 @@ def iter_audit_on_dask(
     limits: Limits | None = None,
     batch_size: int = DEFAULT_BATCH,
     in_flight: int | None = None,
+    connect_timeout: float = 30.0,
 ) -> Iterator[FileReport]:
     """Yield one report per file, in input order, audited on the cluster at ``address``.
 
@@ -57,6 +58,10 @@ def iter_audit_on_dask(
         batch_size: files per task.
         in_flight: batches submitted ahead of the one being yielded (default: four per
             worker thread).
+        connect_timeout: seconds to wait for the scheduler.
+
+    Raises:
+        UsageError: distributed is not installed, or the scheduler cannot be reached.
     """
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
@@ -64,7 +69,7 @@ def iter_audit_on_dask(
     batches = [list(files[i : i + batch_size]) for i in range(0, len(files), batch_size)]
     if not batches:
         return
-    with _client(address) as client:
+    with _client(address, connect_timeout) as client:
         threads = sum(client.nthreads().values()) or 1
         window = max(1, in_flight or 4 * threads)
         [shared_policy] = client.scatter([policy], broadcast=True)
@@ -100,10 +105,16 @@ def audit_on_dask(
     limits: Limits | None = None,
     batch_size: int = DEFAULT_BATCH,
     progress: bool = False,
+    connect_timeout: float = 30.0,
 ) -> list[FileReport]:
     """Audit files on a Dask cluster; one report per file, in input order."""
     reports = iter_audit_on_dask(
-        files, address, policy=policy, limits=limits, batch_size=batch_size
+        files,
+        address,
+        policy=policy,
+        limits=limits,
+        batch_size=batch_size,
+        connect_timeout=connect_timeout,
     )
     if not progress or len(files) < 2:
         return list(reports)

@@ -1,17 +1,4 @@
-"""Judge inert trees against a policy: (pickle facts, policy) -> findings. No I/O.
-
-Two questions are answered separately:
-
-* **Would torch load it?** torch's weights_only unpickler checks every GLOBAL by name, then
-  applies structural rules to the runtime types of the objects opcodes act on. Each breach is a
-  :class:`Violation` carrying torch's own wording; the first one (in torch's reading order) is
-  the error torch would raise.
-* **Is it dangerous?** A global from the dangerous catalog, or a call of anything that is not
-  shown to be an inert data constructor (a known constructor, an allowed torch global, an Enum
-  member lookup, or a benign pattern recognised by its arguments).
-
-Findings group occurrences by (rule, global); each occurrence is an object in the tree.
-"""
+"""The checker: torch's rules and the danger rules over the facts of pickle units."""
 
 from __future__ import annotations
 
@@ -19,11 +6,23 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ckptaudit.checks.shapes import is_enum_shape, shape_kind
+from ckptaudit.checks.types import (
+    BUILD_ALWAYS,
+    INVOKES_ARGUMENT,
+    SETITEM_TYPES,
+    brief,
+    is_tensor_rebuild,
+    runtime_type,
+    torch_global_name,
+    type_repr,
+)
+from ckptaudit.checks.units import CheckResult, PickleUnit, Violation
 from ckptaudit.findings import Finding, Kind, Remedy, Severity
 from ckptaudit.pickle.limits import Limits
-from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
+from ckptaudit.pickle.nodes import Call, Global
 from ckptaudit.pickle.paths import locate
-from ckptaudit.pickle.vm import OPCODE_NAMES, PickleResult
+from ckptaudit.pickle.vm import OPCODE_NAMES
 from ckptaudit.policy.dangerous import danger_reason
 from ckptaudit.policy.hints import NEEDS_CONVERSION, hint_for
 from ckptaudit.policy.inert import (
@@ -31,201 +30,11 @@ from ckptaudit.policy.inert import (
     benign_pattern,
     getattr_target,
     is_inert_constructor,
-    is_literal_args,
 )
 from ckptaudit.policy.torch_policy import Policy
 from ckptaudit.rules import rule
 
-__all__ = ["CheckResult", "PickleUnit", "Violation", "brief", "check_units", "runtime_type"]
-
-# Types whose instances torch's BUILD accepts without any allowlist.
-_BUILD_ALWAYS = frozenset(
-    {"torch.Tensor", "torch.nn.parameter.Parameter", "collections.OrderedDict"}
-)
-_SETITEM_TYPES = frozenset({"builtins.dict", "collections.OrderedDict", "collections.Counter"})
-
-_TENSOR = "torch.Tensor"
-_PARAMETER = "torch.nn.parameter.Parameter"
-
-
-def _first_arg_class(call: Call) -> str | None:
-    args = call.args
-    if type(args) is tuple and args and isinstance(args[0], Global):
-        return args[0].qualified
-    return None
-
-
-def _second_arg_class(call: Call) -> str | None:
-    args = call.args
-    if type(args) is tuple and len(args) > 1 and isinstance(args[1], Global):
-        return args[1].qualified
-    return None
-
-
-# numpy >= 1.25: np.dtype(code) is an instance of a per-dtype class that BUILD then touches.
-_NUMPY_DTYPE_CLASSES = {
-    "b1": "BoolDType",
-    "i1": "Int8DType",
-    "u1": "UInt8DType",
-    "i2": "Int16DType",
-    "u2": "UInt16DType",
-    "i4": "Int32DType",
-    "u4": "UInt32DType",
-    "i8": "Int64DType",
-    "u8": "UInt64DType",
-    "f2": "Float16DType",
-    "f4": "Float32DType",
-    "f8": "Float64DType",
-    "f16": "LongDoubleDType",
-    "c8": "Complex64DType",
-    "c16": "Complex128DType",
-    "c32": "CLongDoubleDType",
-    "O8": "ObjectDType",
-    "O4": "ObjectDType",
-    "M8": "DateTime64DType",
-    "m8": "TimeDelta64DType",
-    "U": "StrDType",
-    "S": "BytesDType",
-    "V": "VoidDType",
-}
-
-
-def _numpy_dtype_class(call: Call) -> str | None:
-    args = call.args
-    if not (type(args) is tuple and args and isinstance(args[0], str)):
-        return None
-    code = args[0]
-    name = _NUMPY_DTYPE_CLASSES.get(code) or _NUMPY_DTYPE_CLASSES.get(code[:1])
-    return f"numpy.dtypes.{name}" if name else None
-
-
-# What calling a known function returns, where that is not an instance of the callee.
-_RETURNS: dict[str, Any] = {
-    "torch._utils._rebuild_tensor": _TENSOR,
-    "torch._utils._rebuild_tensor_v2": _TENSOR,
-    "torch._utils._rebuild_tensor_v3": _TENSOR,
-    "torch._utils._rebuild_qtensor": _TENSOR,
-    "torch._utils._rebuild_sparse_tensor": _TENSOR,
-    "torch._utils._rebuild_meta_tensor_no_storage": _TENSOR,
-    "torch._utils._rebuild_nested_tensor": _TENSOR,
-    "torch._utils._rebuild_device_tensor_from_numpy": _TENSOR,
-    "torch._utils._rebuild_device_tensor_from_cpu_tensor": _TENSOR,
-    "torch._utils._rebuild_wrapper_subclass": _TENSOR,
-    "torch._utils._rebuild_parameter": _PARAMETER,
-    "torch._utils._rebuild_parameter_with_state": _PARAMETER,
-    "torch._tensor._rebuild_from_type_v2": _second_arg_class,
-    "_codecs.encode": "builtins.bytes",
-    "codecs.encode": "builtins.bytes",
-    "copyreg._reconstructor": _first_arg_class,
-    "copyreg.__newobj__": _first_arg_class,
-    "numpy.core.multiarray._reconstruct": _first_arg_class,
-    "numpy._core.multiarray._reconstruct": _first_arg_class,
-    "builtins.getattr": None,
-    "numpy.dtype": _numpy_dtype_class,
-}
-
-
-# Allowed functions that call one of their arguments (index), with the arguments after it.
-_INVOKES_ARGUMENT: dict[str, int] = {
-    "torch._tensor._rebuild_from_type_v2": 0,
-    "torch._tensor._rebuild_from_type": 0,
-}
-
-
-def _is_tensor_rebuild(func: Global) -> bool:
-    return func.module == "torch._utils" and func.name.startswith("_rebuild_")
-
-
-def runtime_type(node: Any) -> str | None:
-    """The ``module.qualname`` of the type a real unpickler would give ``node``; None if unknown."""
-    t = type(node)
-    if t is Call:
-        func = node.func
-        if not isinstance(func, Global) or func.dynamic:
-            return None
-        name = func.qualified
-        if node.opcode in ("NEWOBJ", "NEWOBJ_EX"):
-            return name
-        if name in _RETURNS:
-            found = _RETURNS[name]
-            result = found(node) if callable(found) else found
-            return str(result) if result is not None else None
-        return name  # most reducers are classes: the object is an instance of the callee
-    if t is PDict:
-        return "builtins.dict"
-    if t is PSet:
-        return "builtins.frozenset" if node.frozen else "builtins.set"
-    if t is Global:
-        return "builtins.type"
-    if t is PersId:
-        return "torch.storage.TypedStorage"
-    if node is None:
-        return "builtins.NoneType"
-    return f"builtins.{t.__name__}"
-
-
-def brief(value: Any) -> str:
-    """A short, bounded description of a value (never recursive, never huge)."""
-    if isinstance(value, Global):
-        return value.qualified
-    if isinstance(value, Call):
-        inner = value.func.qualified if isinstance(value.func, Global) else "a computed callable"
-        return f"<result of {inner}(...)>"
-    if isinstance(value, (str, bytes)):
-        text = repr(value[:60])
-        return text + ("..." if len(value) > 60 else "")
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int):
-        return repr(value) if value.bit_length() < 200 else f"<int of {value.bit_length()} bits>"
-    return f"<{type(value).__name__}>"
-
-
-def _type_repr(name: str | None) -> str:
-    """Render a type as torch's messages do: ``<class 'collections.deque'>``."""
-    if name is None:
-        return "<unknown type>"
-    if name.startswith("builtins."):
-        name = name[len("builtins.") :]
-    return f"<class '{name}'>"
-
-
-def _torch_global_name(qualified: str) -> str:
-    """torch's messages write builtins without their module."""
-    return qualified[len("builtins.") :] if qualified.startswith("builtins.") else qualified
-
-
-@dataclass(frozen=True)
-class PickleUnit:
-    """One pickle stream of a container, with what torch does with it."""
-
-    member: str | None
-    """Where it sits (zip member, legacy part); None for a plain pickle file."""
-    result: PickleResult
-    """What the emulator found."""
-    torch_reads: bool = True
-    """False for pickles torch.load never reads (extra zip members, bytes after STOP)."""
-    order: int = 0
-    """Position in torch's reading order."""
-
-
-@dataclass(frozen=True, order=True)
-class Violation:
-    """A breach of torch's rules, ordered as torch would meet it."""
-
-    order: int
-    offset: int
-    message: str = field(compare=False)
-    member: str | None = field(compare=False, default=None)
-
-
-@dataclass
-class CheckResult:
-    """What the checks concluded for a set of pickle units."""
-
-    findings: list[Finding]
-    violations: list[Violation]
-    unsafe_globals: set[str]
+__all__ = ["check_units"]
 
 
 @dataclass
@@ -256,41 +65,6 @@ class _Group:
         self.count += 1
         if offset is not None and (self.offset is None or offset < self.offset):
             self.offset = offset
-
-
-def _is_enum_shape(call: Call, func: Global) -> bool:
-    """An Enum member lookup: ``Cls(value)``, one literal, no state, class-like name."""
-    if call.opcode != "REDUCE" or call.builds or call.items or call.setitems:
-        return False
-    if not (is_literal_args(call.args) and len(call.args) == 1):
-        return False
-    last = func.name.rsplit(".", 1)[-1]
-    # CamelCase: Enum classes are; the functions that run code with one string are not.
-    return last[:1].isupper() and not last.isupper()
-
-
-def _shape_kind(node: Any) -> Kind:
-    """Read what an object looks like from how the pickle builds it."""
-    if isinstance(node, Global):
-        return Kind.REFERENCE
-    if not isinstance(node, Call):
-        return Kind.UNKNOWN
-    func = node.func
-    if isinstance(func, Global) and _is_enum_shape(node, func):
-        return Kind.ENUM
-    state = node.state
-    if type(state) is tuple and len(state) == 2 and type(state[1]) is PDict:
-        state = state[0] if type(state[0]) is PDict else state[1]
-    if node.builds and type(state) is PDict:
-        keys = {k for k, _ in state.pairs if isinstance(k, str)}
-        if {"_parameters", "_modules"} <= keys or {"_parameters", "_buffers"} <= keys:
-            return Kind.MODULE
-        return Kind.DATACLASS
-    if node.items is not None or node.setitems is not None:
-        return Kind.CONTAINER
-    if node.opcode in ("NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"):
-        return Kind.OBJECT
-    return Kind.UNKNOWN
 
 
 class _Checker:
@@ -461,7 +235,7 @@ class _Checker:
             )
             self.violate(unit, g.offset, what)
         else:
-            name = _torch_global_name(q)
+            name = torch_global_name(q)
             self.violate(
                 unit,
                 g.offset,
@@ -472,7 +246,6 @@ class _Checker:
             )
 
     def _check_calls(self, unit: PickleUnit) -> None:
-        policy = self.policy
         for c in unit.result.calls:
             func = c.func
             creation = c.opcode in ("NEWOBJ", "NEWOBJ_EX") or (
@@ -499,12 +272,12 @@ class _Checker:
                 continue
             self._judge_callee(unit, c, func)
             # Allowed functions that call one of their arguments: judge that argument too.
-            index = _INVOKES_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
+            index = INVOKES_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
             if index is not None and type(c.args) is tuple and len(c.args) > index:
                 inner = c.args[index]
                 inner_args = c.args[index + 2] if len(c.args) > index + 2 else ()
                 proxy = Call(inner, inner_args, None, "REDUCE", c.offset)
-                if not isinstance(inner, Global) or not _is_tensor_rebuild(inner):
+                if not isinstance(inner, Global) or not is_tensor_rebuild(inner):
                     self._judge_callee(unit, proxy, inner, reached_through=func.qualified)
 
     def _judge_callee(
@@ -521,7 +294,7 @@ class _Checker:
                 or q in policy.extra_allowed
                 or is_inert_constructor(q, func.module)
                 or danger_reason(func.module, func.name) is not None
-                or (reached_through is None and _is_enum_shape(c, func))
+                or (reached_through is None and is_enum_shape(c, func))
             ):
                 return
             label = q
@@ -558,14 +331,14 @@ class _Checker:
         t = runtime_type(target)
         policy = self.policy
         if t is not None and (
-            t in _BUILD_ALWAYS or t in policy.allowed_classes or t in policy.extra_allowed
+            t in BUILD_ALWAYS or t in policy.allowed_classes or t in policy.extra_allowed
         ):
             return
         self.violate(
             unit,
             offset,
             "Can only build Tensor, Parameter, OrderedDict or types allowlisted via "
-            f"`add_safe_globals`, but got {_type_repr(t)}",
+            f"`add_safe_globals`, but got {type_repr(t)}",
         )
         if (
             isinstance(target, Call)
@@ -585,7 +358,7 @@ class _Checker:
                 message=f"BUILD on a {t} object: torch builds only allowlisted types, and this "
                 "type is never named in the pickle (so torch's get_unsafe_globals_in_checkpoint "
                 "does not list it)",
-                kind=_shape_kind(target),
+                kind=shape_kind(target),
                 remedy=Remedy.ALLOWLIST,
                 opcode="BUILD",
             )
@@ -600,16 +373,16 @@ class _Checker:
                 if t == "builtins.list":
                     continue
                 verb = "append to" if e.op == "APPEND" else "extend"
-                self.violate(unit, e.offset, f"Can only {verb} lists, but got {_type_repr(t)}")
+                self.violate(unit, e.offset, f"Can only {verb} lists, but got {type_repr(t)}")
                 self._forbidden(unit, e.op, e.target, t, e.offset)
             elif e.op in ("SETITEM", "SETITEMS"):
-                if t in _SETITEM_TYPES:
+                if t in SETITEM_TYPES:
                     continue
                 self.violate(
                     unit,
                     e.offset,
                     f"Can only {e.op} for dict, collections.OrderedDict, collections.Counter, "
-                    f"but got {_type_repr(t)}",
+                    f"but got {type_repr(t)}",
                 )
                 self._forbidden(unit, e.op, e.target, t, e.offset)
             elif e.op == "BUILD":
@@ -629,7 +402,7 @@ class _Checker:
             "SETITEMS": "torch sets items only on dict, OrderedDict and Counter",
             "BUILD": "torch builds only Tensor, Parameter, OrderedDict and allowlisted types",
         }
-        kind = _shape_kind(target)
+        kind = shape_kind(target)
         grp = self.group(
             ("CKA203", op, t, unit.member),
             category="forbidden-operation",
@@ -714,7 +487,7 @@ class _Checker:
         count = counts.get(key, 0) + len(unreached) if grp.nodes else grp.count
         kind, remedy, hint = grp.kind, grp.remedy, grp.hint
         if grp.category == "not-allowlisted":
-            kind = _shape_kind(grp.nodes[0]) if grp.nodes else Kind.UNKNOWN
+            kind = shape_kind(grp.nodes[0]) if grp.nodes else Kind.UNKNOWN
             q = grp.global_name
             kind, hint = hint_for(q, kind)
             if q in NEEDS_CONVERSION or q in self.convert:

@@ -1,0 +1,46 @@
+"""What an object looks like, read from how the pickle builds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ckptaudit.findings import Kind
+from ckptaudit.pickle.nodes import Call, Global, PDict
+from ckptaudit.policy.inert import is_literal_args
+
+__all__ = ["is_enum_shape", "shape_kind"]
+
+
+def is_enum_shape(call: Call, func: Global) -> bool:
+    """An Enum member lookup: ``Cls(value)``, one literal, no state, class-like name."""
+    if call.opcode != "REDUCE" or call.builds or call.items or call.setitems:
+        return False
+    if not (is_literal_args(call.args) and len(call.args) == 1):
+        return False
+    last = func.name.rsplit(".", 1)[-1]
+    # CamelCase: Enum classes are; the functions that run code with one string are not.
+    return last[:1].isupper() and not last.isupper()
+
+
+def shape_kind(node: Any) -> Kind:
+    """Read what an object looks like from how the pickle builds it."""
+    if isinstance(node, Global):
+        return Kind.REFERENCE
+    if not isinstance(node, Call):
+        return Kind.UNKNOWN
+    func = node.func
+    if isinstance(func, Global) and is_enum_shape(node, func):
+        return Kind.ENUM
+    state = node.state
+    if type(state) is tuple and len(state) == 2 and type(state[1]) is PDict:
+        state = state[0] if type(state[0]) is PDict else state[1]
+    if node.builds and type(state) is PDict:
+        keys = {k for k, _ in state.pairs if isinstance(k, str)}
+        if {"_parameters", "_modules"} <= keys or {"_parameters", "_buffers"} <= keys:
+            return Kind.MODULE
+        return Kind.DATACLASS
+    if node.items is not None or node.setitems is not None:
+        return Kind.CONTAINER
+    if node.opcode in ("NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"):
+        return Kind.OBJECT
+    return Kind.UNKNOWN

@@ -1,0 +1,174 @@
+"""Runtime types a real unpickler would give objects, and bounded descriptions of values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
+
+__all__ = [
+    "BUILD_ALWAYS",
+    "INVOKES_ARGUMENT",
+    "SETITEM_TYPES",
+    "brief",
+    "is_tensor_rebuild",
+    "runtime_type",
+    "torch_global_name",
+    "type_repr",
+]
+
+# Types whose instances torch's BUILD accepts without any allowlist.
+BUILD_ALWAYS = frozenset(
+    {"torch.Tensor", "torch.nn.parameter.Parameter", "collections.OrderedDict"}
+)
+SETITEM_TYPES = frozenset({"builtins.dict", "collections.OrderedDict", "collections.Counter"})
+
+_TENSOR = "torch.Tensor"
+_PARAMETER = "torch.nn.parameter.Parameter"
+
+
+def _first_arg_class(call: Call) -> str | None:
+    args = call.args
+    if type(args) is tuple and args and isinstance(args[0], Global):
+        return args[0].qualified
+    return None
+
+
+def _second_arg_class(call: Call) -> str | None:
+    args = call.args
+    if type(args) is tuple and len(args) > 1 and isinstance(args[1], Global):
+        return args[1].qualified
+    return None
+
+
+# numpy >= 1.25: np.dtype(code) is an instance of a per-dtype class that BUILD then touches.
+_NUMPY_DTYPE_CLASSES = {
+    "b1": "BoolDType",
+    "i1": "Int8DType",
+    "u1": "UInt8DType",
+    "i2": "Int16DType",
+    "u2": "UInt16DType",
+    "i4": "Int32DType",
+    "u4": "UInt32DType",
+    "i8": "Int64DType",
+    "u8": "UInt64DType",
+    "f2": "Float16DType",
+    "f4": "Float32DType",
+    "f8": "Float64DType",
+    "f16": "LongDoubleDType",
+    "c8": "Complex64DType",
+    "c16": "Complex128DType",
+    "c32": "CLongDoubleDType",
+    "O8": "ObjectDType",
+    "O4": "ObjectDType",
+    "M8": "DateTime64DType",
+    "m8": "TimeDelta64DType",
+    "U": "StrDType",
+    "S": "BytesDType",
+    "V": "VoidDType",
+}
+
+
+def _numpy_dtype_class(call: Call) -> str | None:
+    args = call.args
+    if not (type(args) is tuple and args and isinstance(args[0], str)):
+        return None
+    code = args[0]
+    name = _NUMPY_DTYPE_CLASSES.get(code) or _NUMPY_DTYPE_CLASSES.get(code[:1])
+    return f"numpy.dtypes.{name}" if name else None
+
+
+# What calling a known function returns, where that is not an instance of the callee.
+_RETURNS: dict[str, Any] = {
+    "torch._utils._rebuild_tensor": _TENSOR,
+    "torch._utils._rebuild_tensor_v2": _TENSOR,
+    "torch._utils._rebuild_tensor_v3": _TENSOR,
+    "torch._utils._rebuild_qtensor": _TENSOR,
+    "torch._utils._rebuild_sparse_tensor": _TENSOR,
+    "torch._utils._rebuild_meta_tensor_no_storage": _TENSOR,
+    "torch._utils._rebuild_nested_tensor": _TENSOR,
+    "torch._utils._rebuild_device_tensor_from_numpy": _TENSOR,
+    "torch._utils._rebuild_device_tensor_from_cpu_tensor": _TENSOR,
+    "torch._utils._rebuild_wrapper_subclass": _TENSOR,
+    "torch._utils._rebuild_parameter": _PARAMETER,
+    "torch._utils._rebuild_parameter_with_state": _PARAMETER,
+    "torch._tensor._rebuild_from_type_v2": _second_arg_class,
+    "_codecs.encode": "builtins.bytes",
+    "codecs.encode": "builtins.bytes",
+    "copyreg._reconstructor": _first_arg_class,
+    "copyreg.__newobj__": _first_arg_class,
+    "numpy.core.multiarray._reconstruct": _first_arg_class,
+    "numpy._core.multiarray._reconstruct": _first_arg_class,
+    "builtins.getattr": None,
+    "numpy.dtype": _numpy_dtype_class,
+}
+
+
+# Allowed functions that call one of their arguments (index), with the arguments after it.
+INVOKES_ARGUMENT: dict[str, int] = {
+    "torch._tensor._rebuild_from_type_v2": 0,
+    "torch._tensor._rebuild_from_type": 0,
+}
+
+
+def is_tensor_rebuild(func: Global) -> bool:
+    return func.module == "torch._utils" and func.name.startswith("_rebuild_")
+
+
+def runtime_type(node: Any) -> str | None:
+    """The ``module.qualname`` of the type a real unpickler would give ``node``; None if unknown."""
+    t = type(node)
+    if t is Call:
+        func = node.func
+        if not isinstance(func, Global) or func.dynamic:
+            return None
+        name = func.qualified
+        if node.opcode in ("NEWOBJ", "NEWOBJ_EX"):
+            return name
+        if name in _RETURNS:
+            found = _RETURNS[name]
+            result = found(node) if callable(found) else found
+            return str(result) if result is not None else None
+        return name  # most reducers are classes: the object is an instance of the callee
+    if t is PDict:
+        return "builtins.dict"
+    if t is PSet:
+        return "builtins.frozenset" if node.frozen else "builtins.set"
+    if t is Global:
+        return "builtins.type"
+    if t is PersId:
+        return "torch.storage.TypedStorage"
+    if node is None:
+        return "builtins.NoneType"
+    return f"builtins.{t.__name__}"
+
+
+def brief(value: Any) -> str:
+    """A short, bounded description of a value (never recursive, never huge)."""
+    if isinstance(value, Global):
+        return value.qualified
+    if isinstance(value, Call):
+        inner = value.func.qualified if isinstance(value.func, Global) else "a computed callable"
+        return f"<result of {inner}(...)>"
+    if isinstance(value, (str, bytes)):
+        text = repr(value[:60])
+        return text + ("..." if len(value) > 60 else "")
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() < 200 else f"<int of {value.bit_length()} bits>"
+    return f"<{type(value).__name__}>"
+
+
+def type_repr(name: str | None) -> str:
+    """Render a type as torch's messages do: ``<class 'collections.deque'>``."""
+    if name is None:
+        return "<unknown type>"
+    if name.startswith("builtins."):
+        name = name[len("builtins.") :]
+    return f"<class '{name}'>"
+
+
+def torch_global_name(qualified: str) -> str:
+    """torch's messages write builtins without their module."""
+    return qualified[len("builtins.") :] if qualified.startswith("builtins.") else qualified
