@@ -98,7 +98,10 @@ def _storage_problem(source: Source, obj: PickleResult, keys: PickleResult) -> s
         nbytes, element_size = sizes[key]
         header = source.read_at(pos, 8)
         if len(header) < 8:
-            return f"unexpected EOF, expected {8 - len(header)} more bytes. The file might be corrupted."
+            return (
+                f"unexpected EOF, expected {8 - len(header)} more bytes. The file might be "
+                "corrupted."
+            )
         numel = int.from_bytes(header, "little", signed=True)
         if numel * element_size != nbytes:
             return f"storage has wrong byte size: expected {numel * element_size} got {nbytes}"

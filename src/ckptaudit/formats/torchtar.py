@@ -52,27 +52,44 @@ def read_torch_tar(source: Source, limits: Limits) -> Container:
             info = members.get(name)
             if info is None:
                 continue
-            data = _member(tar, info, limits)
-            container.units.append(PickleUnit(name, run_pickle(data), torch_reads=False))
+            data = _member(tar, info, limits, source.size, container)
+            if data is not None:
+                container.units.append(PickleUnit(name, run_pickle(data), torch_reads=False))
         for name in ("storages", "tensors"):
             info = members.get(name)
             if info is not None:
-                _interleaved(container, name, _member(tar, info, limits))
+                data = _member(tar, info, limits, source.size, container)
+                if data is not None:
+                    _interleaved(container, name, data)
         other = [n for n in members if n not in ("sys_info", "pickle", "storages", "tensors")]
         for name in other[: limits.max_pickles]:
-            data = _member(tar, members[name], limits)
-            if data[:1] == b"\x80":
+            data = _member(tar, members[name], limits, source.size, container)
+            if data is not None and data[:1] == b"\x80":
                 container.units.append(PickleUnit(name, run_pickle(data), torch_reads=False))
     return container
 
 
-def _member(tar: tarfile.TarFile, info: tarfile.TarInfo, limits: Limits) -> bytes:
+def _member(
+    tar: tarfile.TarFile, info: tarfile.TarInfo, limits: Limits, size: int, container: Container
+) -> bytes | None:
+    """A member's bytes; None (and a malformed issue) when it is damaged or lies past the end."""
     if info.size > limits.max_pickle_bytes:
         raise LimitExceeded(f"tar member {info.name} is {info.size} bytes")
-    handle = tar.extractfile(info)
-    if handle is None:
-        raise ContainerError(f"tar member {info.name} is not a file")
-    return handle.read()
+    problem = None
+    if info.offset_data + info.size > size:
+        # Checked before reading: tarfile would allocate the declared size, then fail.
+        problem = f"tar member {info.name} declares {info.size} bytes, past the end of the file"
+    else:
+        try:
+            handle = tar.extractfile(info)
+            if handle is not None:
+                return handle.read()
+            problem = f"tar member {info.name} is not a file"
+        except tarfile.TarError as exc:
+            problem = f"damaged tar member {info.name}: {exc}"
+    container.issues.append(ContainerIssue("malformed", problem, member=info.name))
+    container.complete = False
+    return None
 
 
 def _interleaved(container: Container, name: str, data: bytes) -> None:

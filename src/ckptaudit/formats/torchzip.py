@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import ContainerError, InputError
@@ -11,6 +12,7 @@ from ckptaudit.formats.source import Source
 from ckptaudit.formats.ziparchive import ZipArchive, ZipEntry
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
+from ckptaudit.structure import storage_ref
 
 __all__ = ["read_torch_zip"]
 
@@ -101,19 +103,28 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
     strays = [e.name for e in archive.entries if not e.name.startswith(prefix)]
     if strays:
         _torch_fails(container, f"file in archive is not in a subdirectory {prefix}: {strays[0]}")
+    for entry in data_entries + version_entries[-1:]:
+        if entry.flags & 0x41:
+            # miniz refuses to extract an encrypted member; older readers did not: still audited.
+            _torch_fails(container, f"zip member {entry.name!r}: unsupported encryption")
+            break
     for record in (".data/serialization_id", ".format_version", ".storage_alignment"):
         # torch reads these records whole: a damaged header or an encrypted entry fails it.
         for entry in lookup(record)[-1:]:
             try:
+                if entry.flags & 0x41:
+                    raise ContainerError("unsupported encryption")
                 raw = _read_small(archive, entry)
             except InputError as exc:
                 _torch_fails(container, f"PytorchStreamReader failed reading file {record}: {exc}")
                 continue
-            if record == ".storage_alignment":
-                try:
+            try:
+                if record == ".storage_alignment":
                     int(raw)
-                except ValueError as exc:
-                    _torch_fails(container, str(exc))
+                elif record == ".data/serialization_id":
+                    raw.decode("utf-8")  # torch.load returns it as a str at the very end
+            except ValueError as exc:
+                _torch_fails(container, str(exc))
     for entry in lookup("byteorder")[:1]:
         if _read_small(archive, entry) not in (b"little", b"big"):
             _torch_fails(container, "Unknown endianness type in the byteorder record")
@@ -136,6 +147,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         _trailing(
             container, data, result.end if result.complete else len(data), member or entry.name
         )
+    _storage_headers(archive, container, lookup)
     container.storage_records = {}
     for e in archive.entries:
         record = _record_name(e.name)[len(prefix) :].lower()
@@ -144,6 +156,34 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
     known = {prefix + "data.pkl"} | {prefix + m for m in _METADATA}
     _scan_extra_pickles(archive, container, known, limits, data_prefix=prefix + "data/")
     return container
+
+
+def _storage_headers(
+    archive: ZipArchive, container: Container, lookup: Callable[[str], list[ZipEntry]]
+) -> None:
+    """torch extracts every storage data.pkl names: a damaged local header fails the load.
+
+    Only the 30-byte local headers are read, never the storages.
+    """
+    entries: dict[str, ZipEntry] = {}
+    for unit in container.units:
+        for pid in unit.result.persids:
+            ref = storage_ref(pid)
+            if ref is None or ref.key in entries:
+                continue
+            for entry in lookup(f"data/{ref.key}")[-1:]:
+                entries[ref.key] = entry
+    # A remote source fetches all the headers in one concurrent batch, not a request each.
+    prefetch = getattr(archive.source, "prefetch", None)
+    if prefetch is not None and entries:
+        prefetch([(archive.base + e.header_offset, 30) for e in entries.values()])
+    for key, entry in entries.items():
+        problem = archive.local_header_problem(entry)
+        if problem is not None:
+            _torch_fails(
+                container, f"PytorchStreamReader failed reading file data/{key}: {problem}"
+            )
+            return
 
 
 def _read_small(archive: ZipArchive, entry: ZipEntry) -> bytes:

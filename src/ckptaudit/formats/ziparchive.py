@@ -137,20 +137,31 @@ class ZipArchive:
             self.anomalies.append(f"duplicate member names: {', '.join(dupes[:5])}")
         return entries
 
-    def read(self, entry: ZipEntry, max_size: int | None = None) -> bytes:
-        """Read and inflate one member, bounded against zip bombs; CRC is not checked (as torch)."""
+    def _data_start(self, entry: ZipEntry) -> int:
+        """Check a member's local header as miniz does; return where its data starts."""
         header = self.source.read_at(self.base + entry.header_offset, 30)
         if len(header) < 30 or header[:4] != _LOCAL:
             raise ContainerError(f"zip local header of {entry.name!r} missing or damaged")
         nlen, xlen = struct.unpack_from("<HH", header, 26)
-        start = self.base + entry.header_offset + 30 + nlen + xlen
+        start: int = self.base + entry.header_offset + 30 + nlen + xlen
         if start + entry.compressed_size > self.source.size:
             raise ContainerError(f"zip member {entry.name!r} is truncated")
+        return start
+
+    def local_header_problem(self, entry: ZipEntry) -> str | None:
+        """Why miniz would refuse to extract a member, judged from its header; else None."""
+        try:
+            self._data_start(entry)
+        except ContainerError as exc:
+            return str(exc)
+        return "unsupported encryption" if entry.flags & 0x41 else None
+
+    def read(self, entry: ZipEntry, max_size: int | None = None) -> bytes:
+        """Read and inflate one member, bounded against zip bombs; CRC is not checked (as torch)."""
+        start = self._data_start(entry)
         limit = self.limits.max_pickle_bytes if max_size is None else max_size
         if entry.size > limit:
             raise LimitExceeded(f"zip member {entry.name!r} is {entry.size} bytes (limit {limit})")
-        if entry.flags & 0x41:
-            raise ContainerError(f"zip member {entry.name!r}: unsupported encryption")
         raw = self.source.read_at(start, entry.compressed_size)
         if entry.method == 0:
             return raw

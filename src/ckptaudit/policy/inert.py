@@ -66,6 +66,10 @@ INERT_CONSTRUCTORS: dict[str, str] = {
     "types.SimpleNamespace": "builds an attribute container",
     "re._compile": "compiles a regular expression",
     "random.Random": "builds a random generator",
+    "array.array": "builds an array from a typecode and its items (how protocol 0-2 pickle "
+    "array.array)",
+    "array._array_reconstructor": "builds an array from a typecode and machine bytes (how "
+    "protocol 3+ pickle array.array)",
     "numpy.core.multiarray._reconstruct": "builds an empty ndarray",
     "numpy._core.multiarray._reconstruct": "builds an empty ndarray",
     "numpy.core.multiarray.scalar": "builds a numpy scalar from bytes",

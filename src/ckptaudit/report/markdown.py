@@ -104,7 +104,9 @@ def _conversions(reports: Sequence[FileReport], out: list[str]) -> None:
             if f.rule not in ("CKA201", "CKA202") or not f.global_name:
                 continue
             name = os.path.basename(report.path)
-            hint, places, count = rows.get(f.global_name, (f.hint.split(" (allowlisting")[0], [], 0))
+            hint, places, count = rows.get(
+                f.global_name, (f.hint.split(" (allowlisting")[0], [], 0)
+            )
             places += [f"{name}: `{p}`" for p in f.paths[:1]]
             rows[f.global_name] = (hint, places, count + f.count)
     if not rows:
