@@ -109,9 +109,18 @@ def warm(path: Path) -> None:
 
 
 def run_all(
-    corpus: Path, targets: list[str], tools: list[str], runs: int, timeout: float
+    corpus: Path,
+    targets: list[str],
+    tools: list[str],
+    runs: int,
+    timeout: float,
+    slow: float | None = None,
 ) -> list[Cell]:
-    """Run every tool ``runs`` times on every target, rotating tool order."""
+    """Run every tool ``runs`` times on every target, rotating tool order.
+
+    A tool whose run on a target took longer than ``slow`` seconds (or timed out)
+    is not run again on that target; its cell then has fewer runs.
+    """
     cells: list[Cell] = []
     for target in targets:
         path = corpus / target
@@ -120,6 +129,9 @@ def run_all(
         for r in range(runs):
             k = r % len(tools)
             for tool in tools[k:] + tools[:k]:
+                done = row[tool].runs
+                if done and (done[-1].timed_out or (slow and done[-1].seconds > slow)):
+                    continue
                 res = peers.TOOLS[tool](path, timeout)
                 row[tool].runs.append(res)
                 print(
@@ -147,16 +159,16 @@ def markdown(cells: list[Cell], runs: int) -> str:
     """Render the results as one Markdown table (grouped by target)."""
     base = {c.target: c.median() for c in cells if c.tool == "ckptaudit"}
     lines = [
-        f"| target | tool | median s ({runs} runs) | min–max s | in-process s "
+        f"| target | tool | runs (of {runs}) | median s | min–max s | in-process s "
         "| vs ckptaudit | peak RSS MB | verdict |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for c in cells:
         times = [r.seconds for r in c.runs]
         ref = base.get(c.target)
         ratio = f"{c.median() / ref:.2f}×" if ref else "n/a"
         lines.append(
-            f"| {c.target} | {c.tool} | {_fmt_s(c.median())} | "
+            f"| {c.target} | {c.tool} | {len(c.runs)} | {_fmt_s(c.median())} | "
             f"{_fmt_s(min(times))}–{_fmt_s(max(times))} | {_fmt_s(c.inner_median())} | "
             f"{ratio} | {c.peak_rss():.0f} | {_cell_text(c.verdict())} |"
         )
@@ -181,6 +193,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tools", help=f"comma-separated subset of {','.join(peers.TOOLS)}")
     p.add_argument("--targets", help="comma-separated subset of targets in the corpus")
     p.add_argument("--timeout", type=float, default=peers.DEFAULT_TIMEOUT, help="per run, s")
+    p.add_argument(
+        "--slow",
+        type=float,
+        help="do not repeat a tool on a target once one of its runs took longer than this (s)",
+    )
     p.add_argument("--out", type=Path, help="write the Markdown report here")
     p.add_argument("--json", type=Path, help="write every raw run here")
     return p.parse_args(argv)
@@ -219,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         "call alone (Python-call peers only); page cache warm; tool order rotated per round"
     )
     t0 = time.perf_counter()
-    cells = run_all(args.corpus, targets, tools, args.runs, args.timeout)
+    cells = run_all(args.corpus, targets, tools, args.runs, args.timeout, args.slow)
+    if args.slow:
+        notes.append(f"a tool slower than {args.slow:.0f} s on a target was run there only once")
     notes.append(f"total benchmark time {time.perf_counter() - t0:.0f} s")
     text = report(cells, args.runs, machine_info(), notes)
     print(text)

@@ -15,12 +15,20 @@ measured the same way for all of them:
   ``pickle.Unpickler`` with ``find_class`` returning a fresh inert stub type per
   global and ``persistent_load`` returning ``None``, run over ``data.pkl``.  No
   real global is ever resolved, so this is safe on hostile input.
-* ``ckptaudit``  -- ``python -m ckptaudit audit --format json PATH`` (absent until
-  the core lands; reported as ``unavailable``).
+* ``ckptaudit``  -- ``python -m ckptaudit audit --format json --no-progress PATH``
+  (left out, with a note, when ``ckptaudit`` cannot be imported).  It audits a
+  directory with ``-j`` = CPU count worker processes; its peak RSS is then the
+  largest single process (GNU time reports the max over reaped descendants), not
+  the sum.
 
-Peak RSS comes from ``os.wait4`` on the child's pid (the child's own
-``ru_maxrss``, which also covers descendants it reaped), so one measurement never
-leaks into the next the way a cumulative ``RUSAGE_CHILDREN`` reading would.
+Peak RSS comes from GNU ``/usr/bin/time -f %M`` wrapped around the child.
+``os.wait4``/``RUSAGE_CHILDREN`` are not used on their own because on Linux a
+child started with vfork/fork+exec (what :mod:`subprocess` does) inherits the
+*parent's* RSS high-water mark into its ``ru_maxrss``: a tool measured from a
+300 MB harness never reads below 300 MB, and ``RUSAGE_CHILDREN`` is moreover a
+maximum over all children so far.  ``time`` is a tiny process, so the tool it
+forks starts from a ~1 MB floor.  Without ``/usr/bin/time`` the ``wait4`` value
+is used (an upper bound, floored at the harness's own peak RSS).
 Wall time includes interpreter start-up and imports (torch costs ~1-2 s); the
 Python-call peers also report ``inner_seconds``, the time of the audit call alone.
 
@@ -49,6 +57,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_VENV = Path(os.environ.get("CKPT_BENCH_VENV", "/tmp/venv-bench"))
 DEFAULT_TIMEOUT = 1800.0
 MAX_OUTPUT = 20_000  # characters of raw output kept per run
+GNU_TIME = Path("/usr/bin/time")
 
 
 @dataclass
@@ -103,10 +112,17 @@ def run_measured(
 
     The child runs in its own session so a timeout kills its whole group.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r") as rss_file,
+    ):
+        argv = list(cmd)
+        if GNU_TIME.exists():
+            argv = [str(GNU_TIME), "-f", "%M", "-o", rss_file.name, *argv]
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            list(cmd), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+            argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
             env=env, cwd=cwd, start_new_session=True,
         )  # fmt: skip
         fired = threading.Event()
@@ -128,10 +144,12 @@ def run_measured(
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
-    # Linux reports ru_maxrss in KiB.
-    return Measured(
-        proc.returncode, seconds, usage.ru_maxrss / 1024, stdout, stderr, fired.is_set()
-    )
+        # Both GNU time's %M and Linux's ru_maxrss are in KiB.
+        max_kib = float(usage.ru_maxrss)
+        words = rss_file.read().split()
+        if words and words[-1].isdigit():
+            max_kib = float(words[-1])
+    return Measured(proc.returncode, seconds, max_kib / 1024, stdout, stderr, fired.is_set())
 
 
 def _clip(text: str) -> str:
@@ -411,19 +429,31 @@ def _ckptaudit_env() -> dict[str, str]:
 
 
 def ckptaudit_available() -> bool:
-    """True when ``python -m ckptaudit`` can at least be imported."""
-    probe = [ckptaudit_python(), "-c", "import ckptaudit.__main__"]
+    """True when ``python -m ckptaudit audit --help`` runs."""
+    probe = [ckptaudit_python(), "-m", "ckptaudit", "audit", "--help"]
     r = subprocess.run(probe, capture_output=True, env=_ckptaudit_env(), check=False)
     return r.returncode == 0
 
 
 def _summarise_ckptaudit(doc: Any) -> str:
+    """Short verdict from ckptaudit's JSON report (schema ``ckptaudit/1``)."""
+    if isinstance(doc, dict) and isinstance(doc.get("files"), list):
+        files = [f for f in doc["files"] if isinstance(f, dict)]
+        if len(files) == 1:
+            f = files[0]
+            verdict = str(f.get("status"))
+            if f.get("unsafe_globals"):
+                verdict += ":" + ",".join(map(str, f["unsafe_globals"]))
+            return verdict
+        counts: dict[str, int] = {}
+        for f in files:
+            key = str(f.get("status"))
+            counts[key] = counts.get(key, 0) + 1
+        return " ".join(f"{k}={n}" for k, n in sorted(counts.items()))
     if isinstance(doc, dict):
         for key in ("verdict", "status", "result", "summary"):
             if key in doc and not isinstance(doc[key], (dict, list)):
                 return f"{key}={doc[key]}"
-        if isinstance(doc.get("summary"), dict):
-            return json.dumps(doc["summary"], sort_keys=True)[:200]
         return f"keys={sorted(doc)[:8]}"
     if isinstance(doc, list):
         return f"{len(doc)} reports"
@@ -432,13 +462,15 @@ def _summarise_ckptaudit(doc: Any) -> str:
 
 def run_ckptaudit(path: Path, timeout: float = DEFAULT_TIMEOUT) -> PeerResult:
     """``python -m ckptaudit audit --format json PATH``."""
-    cmd = [ckptaudit_python(), "-m", "ckptaudit", "audit", "--format", "json", str(path)]
+    cmd = [ckptaudit_python(), "-m", "ckptaudit", "audit", "--format", "json"]
+    cmd += ["--no-progress", str(path)]
     m = run_measured(cmd, timeout, env=_ckptaudit_env())
     try:
         verdict = _summarise_ckptaudit(json.loads(m.stdout))
     except json.JSONDecodeError:
         verdict = f"error(rc={m.returncode})" if m.returncode else "non-json output"
-    if m.returncode and not verdict.startswith("error"):
+    # Exit code 1 means "a file is at or above --fail-on" (default: incompatible).
+    if m.returncode not in (0, 1) and not verdict.startswith("error"):
         verdict += f",rc={m.returncode}"
     return _result("ckptaudit", path, m, verdict)
 
@@ -469,7 +501,7 @@ def _importable(module: str) -> bool:
 def available_tools() -> dict[str, str]:
     """Map each tool name to ``"ok"`` or the reason it cannot run."""
     status: dict[str, str] = {}
-    status["ckptaudit"] = "ok" if ckptaudit_available() else "ckptaudit not importable yet"
+    status["ckptaudit"] = "ok" if ckptaudit_available() else "python -m ckptaudit audit fails"
     for cli in ("picklescan", "modelscan"):
         status[cli] = "ok" if bench_bin(cli).exists() else f"{bench_bin(cli)} missing"
     status["fickling"] = "ok" if _importable("fickling") else "fickling not importable"

@@ -23,10 +23,10 @@ from ckptaudit.findings import (
 from ckptaudit.formats import BytesSource, Container, FileSource, Source, read_container
 from ckptaudit.nested import nested_units
 from ckptaudit.pickle.limits import DEFAULT_LIMITS, Limits
-from ckptaudit.pickle.nodes import Global
+from ckptaudit.pickle.nodes import Global, PersId
 from ckptaudit.policy.torch_policy import Policy, load_policy
 from ckptaudit.rules import rule
-from ckptaudit.structure import storage_ref, top_level
+from ckptaudit.structure import storage_ref, tensor_problem, top_level
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -154,10 +154,14 @@ def _report(
     mismatch = _name_mismatch(source.name, container.format)
     if mismatch:
         message, fails = mismatch
-        findings.append(_finding(
-            "format-mismatch", message,
-            severity=Severity.INCOMPATIBLE if fails else None, remedy=Remedy.NONE,
-        ))
+        findings.append(
+            _finding(
+                "format-mismatch",
+                message,
+                severity=Severity.INCOMPATIBLE if fails else None,
+                remedy=Remedy.NONE,
+            )
+        )
         if fails:
             torch_before.append(message)
     unit_errors: list[str] = []
@@ -256,11 +260,30 @@ def _main_unit(container: Container) -> PickleUnit | None:
 
 
 def _storage_problems(container: Container) -> list[str]:
-    """Storages torch could not rebuild: a missing record, or one of the wrong size."""
+    """Tensors torch could not rebuild: a missing record, one of the wrong size, a view past
+    the end of its storage."""
+    problems: list[str] = []
+    if container.format in ("torch-zip", "torch-legacy"):
+        for unit in container.units:
+            if not unit.torch_reads:
+                continue
+            for call in unit.result.calls:
+                func = call.func
+                if not (
+                    isinstance(func, Global) and func.qualified == "torch._utils._rebuild_tensor_v2"
+                ):
+                    continue
+                storage = call.args[0] if type(call.args) is tuple and call.args else None
+                pid = storage.pid if isinstance(storage, PersId) else None
+                if type(pid) is tuple and len(pid) > 5 and pid[5] is not None:
+                    continue  # a legacy storage view: its own size applies
+                problem = tensor_problem(call, {})
+                if problem:
+                    problems.append(problem)
+                    break
     records = container.storage_records
     if records is None:
-        return []
-    problems: list[str] = []
+        return problems
     for unit in container.units:
         if not unit.torch_reads:
             continue

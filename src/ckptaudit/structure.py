@@ -9,7 +9,14 @@ from ckptaudit.findings import TopLevelEntry
 from ckptaudit.pickle.nodes import Call, Global, Opaque, PDict, PersId, PSet
 from ckptaudit.pickle.paths import render_key
 
-__all__ = ["StorageRef", "storage_ref", "summarize", "tensor_info", "top_level"]
+__all__ = [
+    "StorageRef",
+    "storage_ref",
+    "summarize",
+    "tensor_info",
+    "tensor_problem",
+    "top_level",
+]
 
 # Element sizes and dtype names of torch's legacy storage classes (what torch.save pickles).
 _STORAGES: dict[str, tuple[str, int]] = {
@@ -184,3 +191,42 @@ def top_level(root: Any, limit: int) -> list[TopLevelEntry]:
     if len(entries) > limit:
         out.append(TopLevelEntry(key="...", summary=f"{len(entries) - limit} more entries"))
     return out
+
+
+def tensor_problem(call: Call, storage_numel: dict[str, int]) -> str | None:
+    """Why torch could not rebuild a ``_rebuild_tensor_v2`` tensor, judged from its arguments.
+
+    torch calls ``tensor.set_(storage, offset, size, stride)``, which refuses a view that
+    reaches past its storage, and sets ``requires_grad``, which must be a bool.
+    """
+    args = call.args if type(call.args) is tuple else None
+    if args is None or not 6 <= len(args) <= 7:
+        return "_rebuild_tensor_v2() takes 6 or 7 arguments"
+    storage, offset, size, stride, requires_grad = args[:5]
+    if type(requires_grad) is not bool:
+        return "requires_grad must be a bool"
+    if not isinstance(storage, PersId):
+        return None  # not a storage reference: torch's own rules report it
+    ref = storage_ref(storage)
+    if ref is None:
+        return None
+    if (
+        type(offset) is not int
+        or type(size) is not tuple
+        or type(stride) is not tuple
+        or len(size) != len(stride)
+        or not all(type(d) is int for d in size + stride)
+    ):
+        return "tensor offset, size and stride must be integers of matching rank"
+    if offset < 0 or any(d < 0 for d in size):
+        return "negative tensor size or storage offset"
+    if 0 in size:
+        return None
+    extent = offset + 1 + sum((d - 1) * s for d, s in zip(size, stride, strict=True))
+    available = storage_numel.get(ref.key, ref.numel)
+    if any(s < 0 for s in stride) or extent > available:
+        return (
+            f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset} "
+            f"need {extent} elements but storage {ref.key} has {available}"
+        )
+    return None

