@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import os
 import time
@@ -110,6 +112,24 @@ def _error_report(name: str, message: str, category: str, started: float, read: 
     )
 
 
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while an audit builds its tree.
+
+    An object-heavy pickle becomes millions of small nodes; every full collection would walk
+    all of them again (measured: a third of the time on a 9 M-opcode pickle). Reference
+    counting still frees everything, and any cycle a pickle built is collected once the
+    collector is back on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def audit_source(
     source: Source, *, policy: Policy | None = None, limits: Limits | None = None
 ) -> FileReport:
@@ -117,13 +137,16 @@ def audit_source(
     policy = policy or load_policy()
     limits = limits or DEFAULT_LIMITS
     started = time.perf_counter()
-    try:
-        container = read_container(source, limits)
-    except LimitExceeded as exc:
-        return _error_report(source.name, str(exc), "limit-exceeded", started, source.bytes_read)
-    except InputError as exc:
-        return _error_report(source.name, str(exc), "malformed", started, source.bytes_read)
-    return _report(source, container, policy, limits, started)
+    with _without_cyclic_gc():
+        try:
+            container = read_container(source, limits)
+        except LimitExceeded as exc:
+            return _error_report(
+                source.name, str(exc), "limit-exceeded", started, source.bytes_read
+            )
+        except InputError as exc:
+            return _error_report(source.name, str(exc), "malformed", started, source.bytes_read)
+        return _report(source, container, policy, limits, started)
 
 
 def _report(

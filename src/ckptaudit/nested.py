@@ -17,12 +17,26 @@ from ckptaudit.pickle.vm import run_pickle
 
 __all__ = ["NESTED_LOADERS", "nested_units"]
 
-NESTED_LOADERS = frozenset({
-    "pickle.loads", "pickle.load", "_pickle.loads", "_pickle.load", "cPickle.loads",
-    "pickle._loads", "dill.loads", "dill.load", "cloudpickle.loads", "joblib.load",
-    "torch.load", "torch.serialization.load", "torch.storage._load_from_bytes",
-    "numpy.load", "pandas.read_pickle", "shelve.open",
-})
+NESTED_LOADERS = frozenset(
+    {
+        "pickle.loads",
+        "pickle.load",
+        "_pickle.loads",
+        "_pickle.load",
+        "cPickle.loads",
+        "pickle._loads",
+        "dill.loads",
+        "dill.load",
+        "cloudpickle.loads",
+        "joblib.load",
+        "torch.load",
+        "torch.serialization.load",
+        "torch.storage._load_from_bytes",
+        "numpy.load",
+        "pandas.read_pickle",
+        "shelve.open",
+    }
+)
 """Callables that unpickle their first argument."""
 
 _WRAPPERS = frozenset({"io.BytesIO", "_io.BytesIO", "builtins.bytes", "builtins.bytearray"})

@@ -40,6 +40,8 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
         else:
             files.extend(expand_paths([raw]))
     return files
+
+
 # --- end remote URLs and Dask ---
 
 

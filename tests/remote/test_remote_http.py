@@ -123,6 +123,8 @@ def test_prefetch_batches_small_reads(http_server: HttpServer, checkpoints: Path
                 handle.seek(offset)
                 assert source.read_at(offset, n) == handle.read(n)
         assert len(http_server.ranges["/big.pt"]) == before + len(ranges)  # all from cache
-        assert source.bytes_read == sum(http_server.sent.values()) == 4096 + 8 * 30
+        # The server's tally can also hold the tail of an earlier test's responses (one
+        # server serves the module); the client's own count is exact.
+        assert source.bytes_read == 4096 + 8 * 30 <= sum(http_server.sent.values()) < 1 << 20
     finally:
         source.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +74,7 @@ class _Checker:
         self.policy = policy
         self.limits = limits
         self.groups: dict[Hashable, _Group] = {}
-        self.violations: list[Violation] = []
+        self.first_violation: Violation | None = None
         self.unsafe: set[str] = set()
         self.unsafe_named: set[str] = set()
         self.convert: dict[str, str] = {}
@@ -85,9 +85,19 @@ class _Checker:
             found = self.groups[key] = _Group(**fields)
         return found
 
-    def violate(self, unit: PickleUnit, offset: int, message: str) -> None:
-        if unit.torch_reads:
-            self.violations.append(Violation(unit.order, offset, message, unit.member))
+    def violate(self, unit: PickleUnit, offset: int, message: str | Callable[[], str]) -> None:
+        """Record a breach of torch's rules; only the first one torch meets is kept.
+
+        ``message`` may be a callable, so that the 200,000th breach of an object-heavy
+        pickle costs a comparison, not a formatted string.
+        """
+        if not unit.torch_reads:
+            return
+        first = self.first_violation
+        if first is not None and (first.order, first.offset) <= (unit.order, offset):
+            return
+        text = message() if callable(message) else message
+        self.first_violation = Violation(unit.order, offset, text, unit.member)
 
     # -- one unit ----------------------------------------------------------------------------
 
@@ -337,8 +347,10 @@ class _Checker:
         self.violate(
             unit,
             offset,
-            "Can only build Tensor, Parameter, OrderedDict or types allowlisted via "
-            f"`add_safe_globals`, but got {type_repr(t)}",
+            lambda: (
+                "Can only build Tensor, Parameter, OrderedDict or types allowlisted via "
+                f"`add_safe_globals`, but got {type_repr(t)}"
+            ),
         )
         if (
             isinstance(target, Call)
@@ -465,7 +477,8 @@ class _Checker:
             self._finding(key, grp, paths, counts, reached) for key, grp in self.groups.items()
         ]
         findings.sort(key=lambda f: (-f.severity, f.rule, f.offset or 0))
-        return CheckResult(findings, sorted(self.violations), self.unsafe)
+        first = [self.first_violation] if self.first_violation else []
+        return CheckResult(findings, first, self.unsafe)
 
     def _finding(
         self,

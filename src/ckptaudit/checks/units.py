@@ -40,4 +40,5 @@ class CheckResult:
 
     findings: list[Finding]
     violations: list[Violation]
+    """The first breach of torch's rules in torch's reading order (empty if none)."""
     unsafe_globals: set[str]

@@ -170,6 +170,28 @@ def locate(
                     push((v, (chain, render_key(k))))
                 if type(k) not in prims:
                     push((k, (chain, f".keys()[{i}]")))
+        elif (
+            t is Call
+            and type(node.func) is Global
+            and type(node.state) is PDict
+            and type(node.args) is tuple
+            and node.kwargs is None
+            and not node.items
+            and not node.setitems
+        ):
+            # The commonest object: a class, arguments and a dict of fields. Build segments
+            # only for fields that can hold something (most fields are numbers and strings).
+            pairs = node.state.pairs
+            for i in range(len(pairs) - 1, -1, -1):
+                k, v = pairs[i]
+                if type(v) not in prims and (id(v) not in seen or id(v) in wanted):
+                    segment = f".{k}" if type(k) is str and k.isidentifier() else render_key(k)
+                    push((v, (chain, segment)))
+            args = node.args
+            for i in range(len(args) - 1, -1, -1):
+                child = args[i]
+                if type(child) not in prims and (id(child) not in seen or id(child) in wanted):
+                    push((child, (chain, f"(arg {i})")))
         elif t is Call or t is PSet:
             for child, segment in reversed(_children(node)):
                 if type(child) not in prims and (id(child) not in seen or id(child) in wanted):

@@ -1023,7 +1023,6 @@ def _build_table() -> list[_Handler | None]:
 _TABLE = _build_table()
 
 
-
 def run_pickle(data: bytes | memoryview, start: int = 0, end: int | None = None) -> PickleResult:
     """Emulate one pickle stream from ``start`` until STOP, without importing or calling.
 
