@@ -341,8 +341,8 @@ class _Machine:
                     pos = handler(self, pos)
                     stack = self.stack
                     append = stack.append
-                if pos > end:
-                    raise PickleError("truncated: an argument runs past the end", op_pos)
+                # No bounds check here: data ends at `end`, so an inline read past it raises
+                # IndexError or struct.error, and handlers check with take().
         except _Stop:
             result.complete = True
             result.end = pos
