@@ -238,3 +238,22 @@ def test_a_torch_zip_named_safetensors_does_not_load(tmp_path: Path) -> None:
     assert report.format == "torch-zip"
     assert not report.weights_only_compatible and not _torch_loads(path)
     assert any(f.rule == "CKA104" for f in report.findings)
+
+
+def test_a_bug_inside_ckptaudit_becomes_an_error_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users get a per-file error and the run goes on; tests (CKPTAUDIT_DEBUG) see the raise."""
+    import ckptaudit.audit as audit_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(audit_module, "check_units", broken)
+    path = _saved(tmp_path, {"a": 1})
+    with pytest.raises(ZeroDivisionError):
+        ckptaudit.audit_file(path)
+    monkeypatch.delenv("CKPTAUDIT_DEBUG")
+    report = ckptaudit.audit_file(path)
+    assert report.status is Status.ERROR
+    assert report.error is not None and "internal error" in report.error

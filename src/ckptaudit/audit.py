@@ -146,7 +146,28 @@ def audit_source(
             )
         except InputError as exc:
             return _error_report(source.name, str(exc), "malformed", started, source.bytes_read)
-        return _report(source, container, policy, limits, started)
+        except Exception as exc:  # a bug in ckptaudit, not in the input: report, don't crash
+            if os.environ.get("CKPTAUDIT_DEBUG"):
+                raise
+            return _error_report(
+                source.name, _internal(exc), "malformed", started, source.bytes_read
+            )
+        try:
+            return _report(source, container, policy, limits, started)
+        except Exception as exc:
+            if os.environ.get("CKPTAUDIT_DEBUG"):
+                raise
+            return _error_report(
+                source.name, _internal(exc), "malformed", started, source.bytes_read
+            )
+
+
+def _internal(exc: Exception) -> str:
+    """The message of an error report for a bug: the file gets an error, the run goes on."""
+    return (
+        f"internal error while auditing ({type(exc).__name__}: {exc}); the file was not "
+        "fully analysed; please report this with the file"
+    )
 
 
 def _report(
