@@ -80,11 +80,6 @@ def test_a_million_marks() -> None:
     assert peak < 70 * size + 10 * MIB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vm.py allocates a fresh list per MARK (self.stack = []): ~64 bytes per input byte, "
-    "over the 50x bound; marks kept as offsets into one stack would cost 8",
-)
 def test_a_million_marks_within_50x() -> None:
     _, peak, size = million_marks()
     assert peak < 50 * size + 10 * MIB

@@ -174,3 +174,34 @@ def test_everything_before_a_corrupt_tail_is_kept() -> None:
     assert result.error is not None
     assert [g.qualified for g in result.globals] == ["os.system"]
     assert len(result.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("stream", "complete"),
+    [
+        (b"\x80\x02N(\x85.", False),  # TUPLE1 with nothing above the mark: underflow
+        (b"\x80\x02NN(\x86.", False),  # TUPLE2 reaching below the mark
+        (b"\x80\x02N(q\x00.", False),  # BINPUT peeking below the mark
+        (b"\x80\x02N(0.", True),  # POP on an empty frame pops the mark itself
+        (b"\x80\x02N(N1.", True),  # POP_MARK drops the frame
+        (b"\x80\x02](K\x01K\x02e.", True),  # APPENDS takes exactly the frame
+    ],
+)
+def test_nothing_pops_below_a_mark_as_in_real_unpicklers(stream: bytes, complete: bool) -> None:
+    result = run_pickle(stream)
+    assert result.complete is complete, result.error
+
+    class NoGlobals(pickle.Unpickler):
+        """CPython's unpickler with globals refused: these streams name none anyway."""
+
+        def find_class(self, module: str, name: str) -> Any:
+            raise pickle.UnpicklingError("no globals in this test")
+
+    import io
+
+    try:
+        NoGlobals(io.BytesIO(stream)).load()
+        real = True
+    except pickle.UnpicklingError:
+        real = False
+    assert real is complete

@@ -110,8 +110,10 @@ class _Machine:
         self.data = data
         self.start = start
         self.end = end
+        # One stack; MARK records its length (a "fence") instead of starting a new list, so a
+        # mark costs 8 bytes, and nothing may pop or peek below the innermost fence.
         self.stack: list[Any] = []
-        self.metastack: list[list[Any]] = []
+        self.metastack: list[int] = []
         self.memo: dict[int, Any] = {}
         self.result = PickleResult(start=start)
 
@@ -139,28 +141,33 @@ class _Machine:
             raise PickleError("truncated: line argument without newline", pos)
         return bytes(data[pos:nl]), nl + 1
 
+    def fence(self) -> int:
+        """Stack length at the innermost MARK (0 outside any mark)."""
+        return self.metastack[-1] if self.metastack else 0
+
+    def need(self, n: int, pos: int) -> None:
+        """Check that n items were pushed since the innermost MARK."""
+        if len(self.stack) - self.fence() < n:
+            raise PickleError("stack underflow", pos - 1)
+
     def pop_mark(self, pos: int) -> list[Any]:
         """Pop everything pushed since the last MARK."""
-        items = self.stack
-        try:
-            self.stack = self.metastack.pop()
-        except IndexError:
-            raise PickleError("MARK expected but not found", pos - 1) from None
+        if not self.metastack:
+            raise PickleError("MARK expected but not found", pos - 1)
+        start = self.metastack.pop()
+        items = self.stack[start:]
+        del self.stack[start:]
         return items
 
     def top(self, pos: int) -> Any:
         """Return the top of the stack."""
-        try:
-            return self.stack[-1]
-        except IndexError:
-            raise PickleError("stack underflow", pos - 1) from None
+        self.need(1, pos)
+        return self.stack[-1]
 
     def pop(self, pos: int) -> Any:
         """Pop the top of the stack."""
-        try:
-            return self.stack.pop()
-        except IndexError:
-            raise PickleError("stack underflow", pos - 1) from None
+        self.need(1, pos)
+        return self.stack.pop()
 
     def add_global(self, module: str, name: str, pos: int, opcode: str, dynamic: bool) -> Global:
         """Record and return a global named by the pickle."""
@@ -202,6 +209,7 @@ class _Machine:
         metastack = self.metastack
         stack = self.stack
         append = stack.append
+        fence = 0
         calls = result.calls
         events = result.events
         first = result.opcode_first
@@ -214,6 +222,8 @@ class _Machine:
                 pos += 1
                 counts[op] += 1
                 if op == 113:  # BINPUT
+                    if len(stack) <= fence:
+                        raise IndexError
                     memo[data[pos]] = stack[-1]
                     pos += 1
                 elif op == 104:  # BINGET
@@ -223,17 +233,21 @@ class _Machine:
                     append(data[pos])
                     pos += 1
                 elif op == 40:  # MARK
-                    metastack.append(stack)
-                    stack = self.stack = []
-                    append = stack.append
+                    fence = len(stack)
+                    metastack.append(fence)
                 elif op == 125:  # EMPTY_DICT
                     append(PDict())
                 elif op == 117:  # SETITEMS
-                    items = stack
-                    stack = self.stack = metastack.pop()
-                    append = stack.append
+                    if not metastack:
+                        raise PickleError("MARK expected but not found", op_pos)
+                    start = metastack.pop()
+                    items = stack[start:]
+                    del stack[start:]
+                    fence = metastack[-1] if metastack else 0
                     if len(items) % 2:
                         raise PickleError("odd number of items for SETITEMS", op_pos)
+                    if len(stack) <= fence:
+                        raise IndexError
                     target = stack[-1]
                     pairs = list(zip(items[::2], items[1::2], strict=True))
                     if type(target) is PDict:
@@ -259,11 +273,15 @@ class _Machine:
                     append(str(data[pos : pos + n], "utf-8", "surrogatepass"))
                     pos += n
                 elif op == 129:  # NEWOBJ
+                    if len(stack) - fence < 2:
+                        raise IndexError
                     args = stack.pop()
                     node = Call(stack.pop(), args, None, "NEWOBJ", op_pos)
                     calls.append(node)
                     append(node)
                 elif op == 98:  # BUILD
+                    if len(stack) - fence < 2:
+                        raise IndexError
                     state = stack.pop()
                     target = stack[-1]
                     if type(target) is Call:
@@ -293,6 +311,8 @@ class _Machine:
                 elif op == 78:  # NONE
                     append(None)
                 elif op == 114:  # LONG_BINPUT
+                    if len(stack) <= fence:
+                        raise IndexError
                     memo[_unpack_I(data, pos)[0]] = stack[-1]
                     pos += 4
                 elif op == 106:  # LONG_BINGET
@@ -301,32 +321,46 @@ class _Machine:
                 elif op == 148:  # MEMOIZE (protocol 4: torch refuses it)
                     if counts[op] == 1:
                         first[op] = op_pos
+                    if len(stack) <= fence:
+                        raise IndexError
                     memo[len(memo)] = stack[-1]
                 elif op == 133:  # TUPLE1
+                    if len(stack) <= fence:
+                        raise IndexError
                     stack[-1] = (stack[-1],)
                 elif op == 134:  # TUPLE2
-                    if len(stack) < 2:
+                    if len(stack) - fence < 2:
                         raise IndexError
                     stack[-2:] = [(stack[-2], stack[-1])]
                 elif op == 135:  # TUPLE3
-                    if len(stack) < 3:
+                    if len(stack) - fence < 3:
                         raise IndexError
                     stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
                 elif op == 116:  # TUPLE
-                    items = stack
-                    stack = self.stack = metastack.pop()
-                    append = stack.append
+                    if not metastack:
+                        raise PickleError("MARK expected but not found", op_pos)
+                    start = metastack.pop()
+                    items = stack[start:]
+                    del stack[start:]
+                    fence = metastack[-1] if metastack else 0
                     append(tuple(items))
                 elif op == 101:  # APPENDS
-                    items = stack
-                    stack = self.stack = metastack.pop()
-                    append = stack.append
+                    if not metastack:
+                        raise PickleError("MARK expected but not found", op_pos)
+                    start = metastack.pop()
+                    items = stack[start:]
+                    del stack[start:]
+                    fence = metastack[-1] if metastack else 0
+                    if len(stack) <= fence:
+                        raise IndexError
                     target = stack[-1]
                     if type(target) is list:
                         target.extend(items)
                     else:
                         _append_to(self, target, items, "APPENDS", pos)
                 elif op == 82:  # REDUCE
+                    if len(stack) - fence < 2:
+                        raise IndexError
                     args = stack.pop()
                     node = Call(stack[-1], args, None, "REDUCE", op_pos)
                     calls.append(node)
@@ -337,10 +371,8 @@ class _Machine:
                     handler = table[op]
                     if handler is None:
                         raise PickleError(f"invalid opcode byte 0x{op:02x}", op_pos)
-                    self.stack = stack
                     pos = handler(self, pos)
-                    stack = self.stack
-                    append = stack.append
+                    fence = metastack[-1] if metastack else 0
                 # No bounds check here: data ends at `end`, so an inline read past it raises
                 # IndexError or struct.error, and handlers check with take().
         except _Stop:
@@ -353,8 +385,6 @@ class _Machine:
             # data[pos] past the end, or a pop/peek on an empty stack or metastack.
             if op_pos >= end or pos >= end:
                 message = "truncated: pickle ended without STOP"
-            elif not metastack and op in (101, 116, 117):
-                message = "MARK expected but not found"
             else:
                 message = "stack underflow"
             result.error = PickleError(message, op_pos)
@@ -372,7 +402,6 @@ class _Machine:
         except RecursionError:  # pragma: no cover - nothing here recurses; defence in depth
             result.error = LimitExceeded("nesting too deep", op_pos)
             result.end = op_pos
-        self.stack = stack
         executed = 0
         for byte, n in enumerate(counts):
             if n:
@@ -413,14 +442,13 @@ def _stop(m: _Machine, pos: int) -> int:
 
 @_handles("MARK")
 def _mark(m: _Machine, pos: int) -> int:
-    m.metastack.append(m.stack)
-    m.stack = []
+    m.metastack.append(len(m.stack))
     return pos
 
 
 @_handles("POP")
 def _pop(m: _Machine, pos: int) -> int:
-    if m.stack:
+    if len(m.stack) > m.fence():
         m.stack.pop()
     else:
         m.pop_mark(pos)
@@ -666,8 +694,7 @@ def _empty_list(m: _Machine, pos: int) -> int:
 
 @_handles("LIST")
 def _list(m: _Machine, pos: int) -> int:
-    items = m.pop_mark(pos)  # pop first: pop_mark replaces m.stack
-    m.stack.append(items)
+    m.stack.append(m.pop_mark(pos))
     return pos
 
 
@@ -679,34 +706,30 @@ def _empty_tuple(m: _Machine, pos: int) -> int:
 
 @_handles("TUPLE")
 def _tuple(m: _Machine, pos: int) -> int:
-    items = m.pop_mark(pos)  # pop first: pop_mark replaces m.stack
-    m.stack.append(tuple(items))
+    m.stack.append(tuple(m.pop_mark(pos)))
     return pos
 
 
 @_handles("TUPLE1")
 def _tuple1(m: _Machine, pos: int) -> int:
+    m.need(1, pos)
     stack = m.stack
-    if not stack:
-        raise PickleError("stack underflow", pos - 1)
     stack[-1] = (stack[-1],)
     return pos
 
 
 @_handles("TUPLE2")
 def _tuple2(m: _Machine, pos: int) -> int:
+    m.need(2, pos)
     stack = m.stack
-    if len(stack) < 2:
-        raise PickleError("stack underflow", pos - 1)
     stack[-2:] = [(stack[-2], stack[-1])]
     return pos
 
 
 @_handles("TUPLE3")
 def _tuple3(m: _Machine, pos: int) -> int:
+    m.need(3, pos)
     stack = m.stack
-    if len(stack) < 3:
-        raise PickleError("stack underflow", pos - 1)
     stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
     return pos
 
