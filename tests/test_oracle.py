@@ -109,6 +109,33 @@ CASES: dict[str, Callable[[], Any]] = {
     "class_reference": lambda: {"factory": ot.Plain},
     "function_reference": lambda: {"fn": pathlib.Path.cwd},
     "extra_state_mix": _extra_state_module,
+    "sparse_coo": lambda: {"s": torch.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2))},
+    "sparse_csr": lambda: {"s": torch.tensor([[0.0, 1.0], [2.0, 0.0]]).to_sparse_csr()},
+    "quantized": lambda: {"q": torch.quantize_per_tensor(torch.ones(4), 0.1, 10, torch.quint8)},
+    "nested_tensor": lambda: {"n": torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])},
+    "new_dtypes": lambda: {
+        "f8": torch.zeros(2, dtype=torch.float8_e4m3fn),
+        "u16": torch.zeros(2, dtype=torch.uint16),
+        "c64": torch.zeros(2, dtype=torch.complex64),
+    },
+    "views_and_layouts": lambda: (
+        lambda t: {
+            "t": t.t(),
+            "base": t,
+            "layout": torch.sparse_coo,
+            "cl": torch.ones(1, 3, 2, 2).to(memory_format=torch.channels_last),
+        }
+    )(torch.arange(12.0).reshape(3, 4)),
+    "generator_object": lambda: {"g": torch.Generator()},
+    "whole_optimizer": lambda: {"opt": torch.optim.Adam([nn.Parameter(torch.ones(1))])},
+    "whole_sequential": lambda: {"m": nn.Sequential(nn.Linear(2, 2), nn.ReLU())},
+    "training_states": lambda: {
+        "scaler": torch.amp.GradScaler("cpu").state_dict(),
+        "rng": torch.get_rng_state(),
+        "sched": torch.optim.lr_scheduler.StepLR(
+            torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=0.1), 3
+        ).state_dict(),
+    },
     "nested_mix": lambda: {
         "runs": [
             {"cfg": ot.Config(), "hist": collections.deque([ot.Stage.ACTIVE])},
