@@ -129,3 +129,24 @@ def test_sarif_output_is_valid_against_the_schema(files: dict[str, Path], tmp_pa
     jsonschema.validate(doc, json.loads(schema_path.read_text()))
     levels = {r["ruleId"]: r["level"] for r in doc["runs"][0]["results"]}
     assert levels["CKA301"] == "error" and levels["CKA201"] == "warning"
+
+
+def test_jsonl_streams_one_object_per_file(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    code = main(["audit", str(files["enum"].parent), "--format", "jsonl", "-o", str(out),
+                 "-j", "2"])
+    assert code == 1
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 5
+    assert all(line["schema"] == "ckptaudit/1" and line["torch"] == "2.13.0" for line in lines)
+    by_name = {Path(line["path"]).name: line for line in lines}
+    assert by_name["enum.pt"]["unsafe_globals"] == ["oracle_types.Stage"]
+    assert by_name["evil.pkl"]["status"] == "dangerous"
+    # Same content as the JSON document, file by file.
+    doc = tmp_path / "r.json"
+    main(["audit", str(files["enum"].parent), "--format", "json", "-o", str(doc), "-j", "1"])
+    for entry in json.loads(doc.read_text())["files"]:
+        line = by_name[Path(entry["path"]).name]
+        assert {k: v for k, v in line.items() if k not in ("schema", "torch", "stats")} == {
+            k: v for k, v in entry.items() if k != "stats"
+        }

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ckptaudit import __version__
 from ckptaudit.errors import CkptAuditError, UsageError
-from ckptaudit.findings import FileReport, Status
+from ckptaudit.findings import Status
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "main"]
 
@@ -78,9 +79,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--format",
-        choices=("text", "json", "markdown", "sarif"),
+        choices=("text", "json", "jsonl", "markdown", "sarif"),
         default="text",
-        help="output format (default: text)",
+        help="output format (default: text); jsonl streams one JSON object per file as it "
+        "is audited",
     )
     audit.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     audit.add_argument(
@@ -156,11 +158,11 @@ def _emit(text: str, output: str | None, markup: bool) -> None:
         sys.stdout.write(text)
 
 
-def _exit_code(reports: Sequence[FileReport], fail_on: str) -> int:
-    failing = _FAIL_ON[fail_on]
-    if any(r.status in failing for r in reports):
+def _exit_code(statuses: Iterable[Status], fail_on: str) -> int:
+    seen = set(statuses)
+    if seen & _FAIL_ON[fail_on]:
         return EXIT_FAIL
-    if fail_on != "never" and any(r.status is Status.ERROR for r in reports):
+    if fail_on != "never" and Status.ERROR in seen:
         return EXIT_UNREADABLE
     return EXIT_OK
 
@@ -173,6 +175,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     progress = not args.no_progress and sys.stderr.isatty()
+    if args.format == "jsonl":
+        return _stream_jsonl(args, policy, progress)
     reports = audit_paths(
         args.paths, policy=policy, jobs=args.jobs, progress=progress, dask=args.dask
     )
@@ -180,7 +184,33 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError("no checkpoint files found under the given paths")
     markup = args.format == "text" and not args.output and sys.stdout.isatty()
     _emit(render(reports, args.format, policy, markup=markup), args.output, markup)
-    return _exit_code(reports, args.fail_on)
+    return _exit_code((r.status for r in reports), args.fail_on)
+
+
+def _stream_jsonl(args: argparse.Namespace, policy: Any, progress: bool) -> int:
+    """Write one JSON line per file as soon as it is audited (runs of any size)."""
+    from ckptaudit.report.json import jsonl_line
+    from ckptaudit.runner import iter_audit_paths
+
+    reports = iter_audit_paths(
+        args.paths, policy=policy, jobs=args.jobs, progress=progress, dask=args.dask
+    )
+    statuses: set[Status] = set()
+    tmp = f"{args.output}.tmp-{os.getpid()}" if args.output else None
+    out = open(tmp, "w", encoding="utf-8") if tmp else sys.stdout  # noqa: SIM115
+    try:
+        for report in reports:
+            statuses.add(report.status)
+            out.write(jsonl_line(report, policy))
+            out.flush()
+    finally:
+        if tmp:
+            out.close()
+    if tmp and args.output:
+        os.replace(tmp, args.output)
+    if not statuses:
+        raise UsageError("no checkpoint files found under the given paths")
+    return _exit_code(statuses, args.fail_on)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
 
 from ckptaudit.audit import CHECKPOINT_SUFFIXES, audit_file, audit_url, expand_paths
 from ckptaudit.findings import FileReport
@@ -12,7 +14,7 @@ from ckptaudit.formats.remote import expand_url, is_url
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.policy.torch_policy import Policy, load_policy
 
-__all__ = ["audit_paths"]
+__all__ = ["audit_paths", "expand_inputs", "iter_audit_paths"]
 
 # Below this many files, starting worker processes costs more than it saves.
 _PARALLEL_THRESHOLD = 8
@@ -57,7 +59,7 @@ def audit_paths(
     """Audit files and directories (searched recursively), in parallel processes.
 
     Args:
-        paths: files and directories.
+        paths: files, directories and URLs.
         policy: the torch policy (default: newest shipped).
         limits: resource limits.
         jobs: worker processes (default: the CPU count; 1 audits in this process).
@@ -68,46 +70,84 @@ def audit_paths(
     Returns:
         One report per file, in the order the files were found.
     """
+    return list(
+        iter_audit_paths(
+            paths, policy=policy, limits=limits, jobs=jobs, progress=progress, dask=dask
+        )
+    )
+
+
+def iter_audit_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    policy: Policy | None = None,
+    limits: Limits | None = None,
+    jobs: int | None = None,
+    progress: bool = False,
+    dask: str | None = None,
+) -> Iterator[FileReport]:
+    """Like :func:`audit_paths`, but yield each report, in order, as soon as it is ready.
+
+    Only a bounded window of work is in flight, so a run over a million files holds a few
+    thousand reports at most, never all of them (``--format jsonl`` streams them out).
+    """
     policy = policy or load_policy()
     files = expand_inputs(paths)
-    if dask:
-        from ckptaudit.cluster import audit_on_dask
+    bar = _ProgressBar(len(files)) if progress and len(files) > 1 else None
+    try:
+        if dask:
+            from ckptaudit.cluster import iter_audit_on_dask
 
-        return audit_on_dask(files, dask, policy=policy, limits=limits, progress=progress)
-    jobs = jobs or os.cpu_count() or 1
+            reports: Iterator[FileReport] = iter_audit_on_dask(
+                files, dask, policy=policy, limits=limits
+            )
+        else:
+            reports = _local(files, policy, limits, jobs or os.cpu_count() or 1)
+        for report in reports:
+            if bar is not None:
+                bar.advance()
+            yield report
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _local(
+    files: list[str], policy: Policy, limits: Limits | None, jobs: int
+) -> Iterator[FileReport]:
     if jobs == 1 or len(files) < _PARALLEL_THRESHOLD:
-        return _sequential(files, policy, limits, progress)
-    # Chunks amortise inter-process traffic; several per worker keep the load balanced.
+        for path in files:
+            yield _audit_one(path, policy, limits)
+        return
+    # Chunks amortise inter-process traffic; several per worker keep the load balanced; a
+    # window of them bounds what is queued and held.
     size = max(1, min(256, len(files) // (jobs * 8)))
     chunks = [files[i : i + size] for i in range(0, len(files), size)]
-    reports: list[FileReport] = []
+    window = jobs * 4
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_audit_chunk, c, policy, limits) for c in chunks]
-        if progress:
-            from rich.progress import Progress
-
-            with Progress(transient=True) as bar:
-                task = bar.add_task("auditing", total=len(files))
-                for fut, chunk in zip(futures, chunks, strict=True):
-                    reports.extend(fut.result())
-                    bar.advance(task, len(chunk))
-        else:
-            for fut in futures:
-                reports.extend(fut.result())
-    return reports
+        pending: deque[Future[list[FileReport]]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_audit_chunk, chunk, policy, limits))
+            if len(pending) >= window:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
-def _sequential(
-    files: list[str], policy: Policy, limits: Limits | None, progress: bool
-) -> list[FileReport]:
-    if not progress or len(files) < 2:
-        return [_audit_one(p, policy, limits) for p in files]
-    from rich.progress import Progress
+class _ProgressBar:
+    """A rich progress bar on stderr; rich is imported only when one is drawn."""
 
-    reports = []
-    with Progress(transient=True) as bar:
-        task = bar.add_task("auditing", total=len(files))
-        for p in files:
-            reports.append(_audit_one(p, policy, limits))
-            bar.advance(task)
-    return reports
+    def __init__(self, total: int) -> None:
+        from rich.progress import Progress
+
+        self._bar: Any = Progress(transient=True)
+        self._task = self._bar.add_task("auditing", total=total)
+        self._bar.start()
+
+    def advance(self) -> None:
+        """One more file done."""
+        self._bar.advance(self._task)
+
+    def stop(self) -> None:
+        """Remove the bar."""
+        self._bar.stop()

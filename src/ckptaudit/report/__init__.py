@@ -9,7 +9,7 @@ from ckptaudit.policy.torch_policy import Policy
 
 __all__ = ["OUTPUT_FORMATS", "render"]
 
-OUTPUT_FORMATS = ("text", "json", "markdown", "sarif")
+OUTPUT_FORMATS = ("text", "json", "jsonl", "markdown", "sarif")
 """Every output format, for --format."""
 
 
@@ -23,6 +23,10 @@ def render(reports: Sequence[FileReport], fmt: str, policy: Policy, *, markup: b
         from ckptaudit.report.json import render_json
 
         return render_json(reports, policy)
+    if fmt == "jsonl":
+        from ckptaudit.report.json import render_jsonl
+
+        return render_jsonl(reports, policy)
     if fmt == "markdown":
         from ckptaudit.report.markdown import render_markdown
 

@@ -10,7 +10,7 @@ from ckptaudit import __version__
 from ckptaudit.findings import FileReport, Finding
 from ckptaudit.policy.torch_policy import Policy
 
-__all__ = ["SCHEMA", "finding_dict", "render_json", "report_dict"]
+__all__ = ["SCHEMA", "finding_dict", "jsonl_line", "render_json", "render_jsonl", "report_dict"]
 
 SCHEMA = "ckptaudit/1"
 
@@ -66,3 +66,14 @@ def render_json(reports: Sequence[FileReport], policy: Policy) -> str:
         "files": [report_dict(r) for r in reports],
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def jsonl_line(report: FileReport, policy: Policy) -> str:
+    """One file's report as one self-contained JSON line (for streaming large runs)."""
+    line = {"schema": SCHEMA, "torch": policy.torch_version, **report_dict(report)}
+    return json.dumps(line) + "\n"
+
+
+def render_jsonl(reports: Sequence[FileReport], policy: Policy) -> str:
+    """Render reports as JSON Lines: one object per file, each with the schema and policy."""
+    return "".join(jsonl_line(r, policy) for r in reports)
