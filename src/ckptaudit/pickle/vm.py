@@ -221,14 +221,24 @@ class _Machine:
                 op = data[pos]
                 pos += 1
                 counts[op] += 1
-                if op == 113:  # BINPUT
+                # Ordered by how often real checkpoints use them (measured on the benchmark
+                # corpus): a memo GET is a third of all opcodes, then memo PUTs and numbers.
+                if op == 104:  # BINGET
+                    append(memo[data[pos]])
+                    pos += 1
+                elif op == 114:  # LONG_BINPUT
+                    if len(stack) <= fence:
+                        raise IndexError
+                    memo[_unpack_I(data, pos)[0]] = stack[-1]
+                    pos += 4
+                elif op == 113:  # BINPUT
                     if len(stack) <= fence:
                         raise IndexError
                     memo[data[pos]] = stack[-1]
                     pos += 1
-                elif op == 104:  # BINGET
-                    append(memo[data[pos]])
-                    pos += 1
+                elif op == 71:  # BINFLOAT
+                    append(_unpack_d(data, pos)[0])
+                    pos += 8
                 elif op == 75:  # BININT1
                     append(data[pos])
                     pos += 1
@@ -254,6 +264,16 @@ class _Machine:
                         target.pairs.extend(pairs)
                     else:
                         _setitems_on(self, target, pairs, "SETITEMS", pos)
+                elif op == 74:  # BININT
+                    append(_unpack_i(data, pos)[0])
+                    pos += 4
+                elif op == 77:  # BININT2
+                    append(_unpack_H(data, pos)[0])
+                    pos += 2
+                elif op == 137:  # NEWFALSE
+                    append(False)
+                elif op == 136:  # NEWTRUE
+                    append(True)
                 elif op == 88:  # BINUNICODE
                     (n,) = _unpack_I(data, pos)
                     pos += 4
@@ -263,22 +283,8 @@ class _Machine:
                         )
                     append(str(data[pos : pos + n], "utf-8", "surrogatepass"))
                     pos += n
-                elif op == 140:  # SHORT_BINUNICODE (protocol 4: torch refuses it)
-                    if counts[op] == 1:
-                        first[op] = op_pos
-                    n = data[pos]
-                    pos += 1
-                    if pos + n > end:
-                        raise PickleError("truncated string", pos - 1)
-                    append(str(data[pos : pos + n], "utf-8", "surrogatepass"))
-                    pos += n
-                elif op == 129:  # NEWOBJ
-                    if len(stack) - fence < 2:
-                        raise IndexError
-                    args = stack.pop()
-                    node = Call(stack.pop(), args, None, "NEWOBJ", op_pos)
-                    calls.append(node)
-                    append(node)
+                elif op == 41:  # EMPTY_TUPLE
+                    append(())
                 elif op == 98:  # BUILD
                     if len(stack) - fence < 2:
                         raise IndexError
@@ -291,39 +297,28 @@ class _Machine:
                             target.build_offset = op_pos
                     else:
                         events.append(Event("BUILD", target, op_pos))
-                elif op == 41:  # EMPTY_TUPLE
-                    append(())
-                elif op == 93:  # EMPTY_LIST
-                    append([])
-                elif op == 71:  # BINFLOAT
-                    append(_unpack_d(data, pos)[0])
-                    pos += 8
-                elif op == 74:  # BININT
-                    append(_unpack_i(data, pos)[0])
-                    pos += 4
-                elif op == 77:  # BININT2
-                    append(_unpack_H(data, pos)[0])
-                    pos += 2
-                elif op == 136:  # NEWTRUE
-                    append(True)
-                elif op == 137:  # NEWFALSE
-                    append(False)
-                elif op == 78:  # NONE
-                    append(None)
-                elif op == 114:  # LONG_BINPUT
-                    if len(stack) <= fence:
+                elif op == 129:  # NEWOBJ
+                    if len(stack) - fence < 2:
                         raise IndexError
-                    memo[_unpack_I(data, pos)[0]] = stack[-1]
-                    pos += 4
-                elif op == 106:  # LONG_BINGET
-                    append(memo[_unpack_I(data, pos)[0]])
-                    pos += 4
-                elif op == 148:  # MEMOIZE (protocol 4: torch refuses it)
-                    if counts[op] == 1:
-                        first[op] = op_pos
-                    if len(stack) <= fence:
+                    args = stack.pop()
+                    node = Call(stack.pop(), args, None, "NEWOBJ", op_pos)
+                    calls.append(node)
+                    append(node)
+                elif op == 82:  # REDUCE
+                    if len(stack) - fence < 2:
                         raise IndexError
-                    memo[len(memo)] = stack[-1]
+                    args = stack.pop()
+                    node = Call(stack[-1], args, None, "REDUCE", op_pos)
+                    calls.append(node)
+                    stack[-1] = node
+                elif op == 116:  # TUPLE
+                    if not metastack:
+                        raise PickleError("MARK expected but not found", op_pos)
+                    start = metastack.pop()
+                    items = stack[start:]
+                    del stack[start:]
+                    fence = metastack[-1] if metastack else 0
+                    append(tuple(items))
                 elif op == 133:  # TUPLE1
                     if len(stack) <= fence:
                         raise IndexError
@@ -336,14 +331,13 @@ class _Machine:
                     if len(stack) - fence < 3:
                         raise IndexError
                     stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
-                elif op == 116:  # TUPLE
-                    if not metastack:
-                        raise PickleError("MARK expected but not found", op_pos)
-                    start = metastack.pop()
-                    items = stack[start:]
-                    del stack[start:]
-                    fence = metastack[-1] if metastack else 0
-                    append(tuple(items))
+                elif op == 106:  # LONG_BINGET
+                    append(memo[_unpack_I(data, pos)[0]])
+                    pos += 4
+                elif op == 78:  # NONE
+                    append(None)
+                elif op == 93:  # EMPTY_LIST
+                    append([])
                 elif op == 101:  # APPENDS
                     if not metastack:
                         raise PickleError("MARK expected but not found", op_pos)
@@ -358,13 +352,21 @@ class _Machine:
                         target.extend(items)
                     else:
                         _append_to(self, target, items, "APPENDS", pos)
-                elif op == 82:  # REDUCE
-                    if len(stack) - fence < 2:
+                elif op == 140:  # SHORT_BINUNICODE (protocol 4: torch refuses it)
+                    if counts[op] == 1:
+                        first[op] = op_pos
+                    n = data[pos]
+                    pos += 1
+                    if pos + n > end:
+                        raise PickleError("truncated string", pos - 1)
+                    append(str(data[pos : pos + n], "utf-8", "surrogatepass"))
+                    pos += n
+                elif op == 148:  # MEMOIZE (protocol 4: torch refuses it)
+                    if counts[op] == 1:
+                        first[op] = op_pos
+                    if len(stack) <= fence:
                         raise IndexError
-                    args = stack.pop()
-                    node = Call(stack[-1], args, None, "REDUCE", op_pos)
-                    calls.append(node)
-                    stack[-1] = node
+                    memo[len(memo)] = stack[-1]
                 else:
                     if counts[op] == 1:
                         first[op] = op_pos
