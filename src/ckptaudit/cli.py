@@ -34,6 +34,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() owns every exit."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Raise a usage error instead of printing and exiting."""
         raise UsageError(message)
 
 

@@ -56,6 +56,7 @@ class _Group:
     opcode: str | None = None
 
     def add(self, node: Any, offset: int | None) -> None:
+        """Add an occurrence (an object, or None for an opcode use) and its offset."""
         if node is not None:
             key = id(node)
             if key in self.node_ids:
@@ -80,6 +81,7 @@ class _Checker:
         self.convert: dict[str, str] = {}
 
     def group(self, key: Hashable, **fields: Any) -> _Group:
+        """Return the group of a finding key, creating it with ``fields`` the first time."""
         found = self.groups.get(key)
         if found is None:
             found = self.groups[key] = _Group(**fields)
@@ -102,6 +104,7 @@ class _Checker:
     # -- one unit ----------------------------------------------------------------------------
 
     def check(self, unit: PickleUnit) -> None:
+        """Apply every check to one pickle unit."""
         result = unit.result
         policy = self.policy
         for g in result.globals:
@@ -456,6 +459,7 @@ class _Checker:
     # -- findings ----------------------------------------------------------------------------
 
     def finish(self, units: Iterable[PickleUnit]) -> CheckResult:
+        """Locate every occurrence in the trees and turn the groups into findings."""
         units = list(units)
         wanted: dict[int, list[Hashable]] = {}
         for key, grp in self.groups.items():

@@ -112,6 +112,7 @@ INVOKES_ARGUMENT: dict[str, int] = {
 
 
 def is_tensor_rebuild(func: Global) -> bool:
+    """True for torch's own tensor rebuild functions (``torch._utils._rebuild_*``)."""
     return func.module == "torch._utils" and func.name.startswith("_rebuild_")
 
 
