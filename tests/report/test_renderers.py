@@ -79,3 +79,17 @@ def test_markdown_has_the_plan_sections(monkeypatch: pytest.MonkeyPatch) -> None
     assert "| `run/model.pt` | FAIL | incompatible | 1 |" in text
     assert "| `deque` | model.pt: `root['a']` (3) | store list(d) |" in text
     assert "predicted first error" in text
+
+
+def test_terminal_colour_keeps_every_bracket() -> None:
+    """Rich reads [...] as markup: paths, labels and names full of brackets must survive."""
+    from rich.console import Console
+
+    evil = ckptaudit.audit_bytes(b"cos\nsystem\n(S'[bold]id[/]'\ntR.", name="weird [name].pt")
+    text = render([CANONICAL, evil], "text", ckptaudit.load_policy(), markup=True)
+    console = Console(force_terminal=True, width=200, highlight=False, soft_wrap=True,
+                      record=True)
+    console.print(text, end="")
+    shown = console.export_text()
+    plain = render([CANONICAL, evil], "text", ckptaudit.load_policy(), markup=False)
+    assert shown == plain

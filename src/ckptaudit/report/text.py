@@ -65,7 +65,7 @@ def render_text(reports: Sequence[FileReport], policy: object, *, markup: bool =
     out: list[str] = []
     for r in reports:
         out.append(
-            f"{style(r.path, 'bold')}  [{esc(r.format)}]  "
+            f"{style(r.path, 'bold')}  {esc(f'[{r.format}]')}  "
             f"{style(r.status.value.upper(), _STATUS_STYLE[r.status])}  {esc(_verdict(r))}"
         )
         if r.error:
@@ -84,7 +84,7 @@ def render_text(reports: Sequence[FileReport], policy: object, *, markup: bool =
             for f in group:
                 where = f" in {f.member}" if f.member else ""
                 at = f", first at byte {f.offset}" if f.offset is not None else ""
-                out.append(f"    [{f.rule}] {esc(f.message)}{esc(where)}")
+                out.append(f"    {esc(f'[{f.rule}]')} {esc(f.message)}{esc(where)}")
                 out.append(f"      {f.count} occurrence{'s' if f.count != 1 else ''}{at}")
             if head.hint:
                 out.append(f"    hint: {esc(head.hint)}")
