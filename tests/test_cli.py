@@ -150,3 +150,17 @@ def test_jsonl_streams_one_object_per_file(files: dict[str, Path], tmp_path: Pat
         assert {k: v for k, v in line.items() if k not in ("schema", "torch", "stats")} == {
             k: v for k, v in entry.items() if k != "stats"
         }
+
+
+def test_progress_bar_runs_do_not_change_results(files: dict[str, Path]) -> None:
+    from ckptaudit.runner import audit_paths
+
+    quiet = audit_paths([files["enum"].parent], jobs=1)
+    with_bar = audit_paths([files["enum"].parent], jobs=2, progress=True)
+    assert [(r.path, r.status) for r in quiet] == [(r.path, r.status) for r in with_bar]
+
+
+def test_a_directory_without_checkpoints_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here")
+    assert main(["audit", str(tmp_path)]) == 2
+    assert main(["audit", str(tmp_path), "--format", "jsonl"]) == 2
