@@ -27,6 +27,7 @@ from ckptaudit.policy.dangerous import danger_reason
 from ckptaudit.policy.hints import NEEDS_CONVERSION, hint_for
 from ckptaudit.policy.inert import (
     INERT_CLASSMETHODS,
+    absorbed_references,
     benign_pattern,
     getattr_target,
     is_inert_constructor,
@@ -114,8 +115,14 @@ class _Checker:
         for c in result.calls:
             if isinstance(c.func, Global):
                 calls_by_func.setdefault(id(c.func), []).append(c)
+        # Globals a benign pattern passes as data (operator.or_ in a union of types).
+        absorbed: set[int] = set()
+        for c in result.calls:
+            func = c.func
+            if isinstance(func, Global) and benign_pattern(func.qualified, c):
+                absorbed.update(id(g) for g in absorbed_references(func.qualified, c))
         self._check_opcodes(unit)
-        self._check_globals(unit, calls_by_func)
+        self._check_globals(unit, calls_by_func, absorbed)
         self._check_calls(unit)
         self._check_events(unit)
         self._check_persids(unit)
@@ -156,7 +163,9 @@ class _Checker:
             g.count += count - 1
             g.add(None, first)
 
-    def _check_globals(self, unit: PickleUnit, calls_by_func: dict[int, list[Call]]) -> None:
+    def _check_globals(
+        self, unit: PickleUnit, calls_by_func: dict[int, list[Call]], absorbed: set[int]
+    ) -> None:
         policy = self.policy
         for g in unit.result.globals:
             uses: list[Any] = list(calls_by_func.get(id(g), ()))
@@ -188,7 +197,8 @@ class _Checker:
                 continue
             reason = danger_reason(g.module, g.name)
             benign = [benign_pattern(q, c) for c in uses]
-            if reason and not (uses and all(benign)):
+            harmless = (uses and all(benign)) or (not uses and id(g) in absorbed)
+            if reason and not harmless:
                 grp = self.group(
                     ("CKA301", q, unit.member),
                     category="dangerous-global",
@@ -202,7 +212,8 @@ class _Checker:
                 for node in occurrences:
                     grp.add(node, g.offset)
             elif reason:
-                self.convert.setdefault(q, f"benign use ({benign[0]}), but {reason}")
+                use = f"benign use ({benign[0]})" if benign else "only passed as data"
+                self.convert.setdefault(q, f"{use}, but {reason}")
             if policy.is_allowed(q):
                 continue
             if policy.is_blocked(g.module):

@@ -74,6 +74,7 @@ DANGEROUS_MODULES: dict[str, str] = {
     "operator": "call-forwarding gadgets (attrgetter, methodcaller, call)",
     "_operator": "call-forwarding gadgets (attrgetter, methodcaller, call)",
     "functools.reduce": "calls a function over an iterable",
+    "_functools.reduce": "calls a function over an iterable",
     "copy": "calls __reduce__/__deepcopy__ of arbitrary objects",
     "idlelib": "runs code in the IDLE shell",
     "lib2to3": "rewrites source files",

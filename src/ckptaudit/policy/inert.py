@@ -17,6 +17,7 @@ __all__ = [
     "INERT_CLASSMETHODS",
     "INERT_CONSTRUCTORS",
     "INERT_MODULES",
+    "absorbed_references",
     "benign_pattern",
     "is_inert_constructor",
 ]
@@ -168,6 +169,82 @@ def getattr_target(call: Call) -> tuple[str, str] | None:
     return owner.qualified, attr
 
 
+_TYPING_OWNERS = frozenset({"typing", "typing_extensions", "collections.abc", "collections"})
+_GETITEM = frozenset({"operator.getitem", "_operator.getitem"})
+_OR = frozenset({"operator.or_", "_operator.or_"})
+_REDUCE = frozenset({"functools.reduce", "_functools.reduce"})
+
+
+def _type_like(value: Any, depth: int = 0) -> bool:
+    """A type, a typing construct, or a literal, as typing subscriptions hold them."""
+    from ckptaudit.policy.dangerous import danger_reason
+
+    if depth > 16:
+        return False
+    if _is_literal(value):
+        return True
+    if isinstance(value, Global):
+        if value.dynamic:
+            return False
+        return value.qualified == "builtins.type" or danger_reason(value.module, value.name) is None
+    if isinstance(value, (tuple, list)):
+        return all(_type_like(v, depth + 1) for v in value)
+    if isinstance(value, Call) and isinstance(value.func, Global):
+        return typing_construct(value.func.qualified, value, depth + 1) is not None
+    return False
+
+
+def typing_construct(qualified: str, call: Call, depth: int = 0) -> str | None:
+    """Say which typing construct a call builds, judged by its arguments, or return None.
+
+    ``Dict[str, Any]`` pickles as ``operator.getitem(typing.Dict, (str, typing.Any))``,
+    ``list[int]`` as ``types.GenericAlias(list, (int,))``, ``int | str`` as
+    ``functools.reduce(operator.or_, (int, str))`` and ``type(None)`` as itself. Configs with
+    type metadata (OmegaConf structured configs) carry them. The arguments must themselves
+    be types, typing constructs or literals; whatever they name is judged on its own.
+    """
+    args = call.args
+    if not isinstance(args, tuple) or call.builds or call.items or call.setitems:
+        return None
+    if qualified in _GETITEM and len(args) == 2:
+        owner, index = args
+        owner_ok = (
+            isinstance(owner, Global)
+            and not owner.dynamic
+            and (owner.module in _TYPING_OWNERS or owner.module == "builtins")
+        ) or (isinstance(owner, Call) and _type_like(owner, depth + 1))
+        if owner_ok and _type_like(index, depth + 1):
+            return "a typing subscription (Dict[str, Any], Optional[int], ...)"
+    if (
+        qualified == "types.GenericAlias"
+        and len(args) == 2
+        and isinstance(args[0], Global)
+        and _type_like(args[1], depth + 1)
+    ):
+        return "a generic alias (list[int], dict[str, float], ...)"
+    if qualified in _REDUCE and len(args) == 2:
+        op, items = args
+        if (
+            isinstance(op, Global)
+            and op.qualified in _OR
+            and isinstance(items, tuple)
+            and _type_like(items, depth + 1)
+        ):
+            return "a union of types (int | str)"
+    if qualified == "builtins.type" and len(args) == 1 and _is_literal(args[0]):
+        return "the type of a literal (type(None))"
+    return None
+
+
+def absorbed_references(qualified: str, call: Call) -> list[Global]:
+    """Globals a benign pattern passes as data (the ``operator.or_`` of a type union)."""
+    if qualified in _REDUCE and isinstance(call.args, tuple) and call.args:
+        op = call.args[0]
+        if isinstance(op, Global) and op.qualified in _OR:
+            return [op]
+    return []
+
+
 def benign_pattern(qualified: str, call: Call) -> str | None:
     """Say why a call of a normally dangerous callable is benign here, or return None.
 
@@ -192,7 +269,7 @@ def benign_pattern(qualified: str, call: Call) -> str | None:
         target = getattr_target(call)
         if target is not None:
             return f"attribute lookup {target[0]}.{target[1]}"
-    return None
+    return typing_construct(qualified, call)
 
 
 def is_literal_args(args: Any) -> bool:

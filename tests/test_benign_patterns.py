@@ -1,0 +1,69 @@
+"""Benign patterns are recognised by their arguments; the same callables with other
+arguments stay dangerous."""
+
+from __future__ import annotations
+
+import collections.abc
+import datetime
+import pickle
+import typing
+import zoneinfo
+
+import pytest
+
+import ckptaudit
+from ckptaudit.findings import Remedy, Severity, Status
+
+TYPING_VALUES = {
+    "Dict[str, Any]": typing.Dict[str, typing.Any],  # noqa: UP006 - the pickled form is the point
+    "Optional[int]": typing.Optional[int],  # noqa: UP045
+    "List[Tuple[int, str]]": typing.List[typing.Tuple[int, str]],  # noqa: UP006
+    "list[int]": list[int],
+    "dict[str, list[int]]": dict[str, list[int]],
+    "int | str": int | str,
+    "Callable[[int], str]": typing.Callable[[int], str],
+    "Mapping[str, int]": collections.abc.Mapping[str, int],
+    "Literal": typing.Literal["a", 1],
+}
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("name", sorted(TYPING_VALUES))
+def test_typing_constructs_are_not_dangerous(name: str, protocol: int) -> None:
+    report = ckptaudit.audit_bytes(pickle.dumps({"t": TYPING_VALUES[name]}, protocol=protocol))
+    assert report.status is Status.INCOMPATIBLE, report.findings
+    catalogued = {"_operator.getitem", "_operator.or_", "types.GenericAlias", "builtins.type",
+                  "functools.reduce", "_functools.reduce"}
+    for f in report.findings:
+        if f.global_name in catalogued:
+            assert f.remedy is Remedy.CONVERT  # never advise allowlisting these
+
+
+def test_timezone_aware_datetime_is_not_dangerous() -> None:
+    value = datetime.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+    report = ckptaudit.audit_bytes(pickle.dumps({"t": value}, protocol=2))
+    assert report.status is Status.INCOMPATIBLE
+    getattr_finding = [f for f in report.findings if f.global_name == "builtins.getattr"]
+    assert getattr_finding and getattr_finding[0].remedy is Remedy.CONVERT
+
+
+@pytest.mark.parametrize(
+    ("stream", "culprit"),
+    [
+        # getitem on sys.modules, not on a typing construct
+        (b"\x80\x02c_operator\ngetitem\ncsys\nmodules\nX\x02\x00\x00\x00os\x86R.", "sys.modules"),
+        # reduce with os.system instead of operator.or_
+        (b"\x80\x02cfunctools\nreduce\ncos\nsystem\nX\x02\x00\x00\x00id\x85\x86R.", "os.system"),
+        # type() with three arguments builds a class
+        (b"\x80\x02c__builtin__\ntype\nX\x01\x00\x00\x00X)}\x87R.", "builtins.type"),
+        # GenericAlias whose origin is fine but whose argument is a dangerous callable
+        (b"\x80\x02ctypes\nGenericAlias\nc__builtin__\nlist\ncos\nsystem\n\x85\x86R.",
+         "os.system"),
+    ],
+)
+def test_the_same_callables_with_other_arguments_stay_dangerous(stream: bytes,
+                                                                  culprit: str) -> None:
+    report = ckptaudit.audit_bytes(stream)
+    assert report.status is Status.DANGEROUS
+    assert culprit in {f.global_name for f in report.findings
+                       if f.severity is Severity.DANGEROUS}
