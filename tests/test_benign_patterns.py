@@ -67,3 +67,22 @@ def test_the_same_callables_with_other_arguments_stay_dangerous(stream: bytes,
     assert report.status is Status.DANGEROUS
     assert culprit in {f.global_name for f in report.findings
                        if f.severity is Severity.DANGEROUS}
+
+
+def test_common_stdlib_and_torch_values_are_not_dangerous(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import logging
+    import time
+
+    import torch
+
+    values = {
+        "localtime": time.localtime(0),
+        "logger": logging.getLogger("train"),
+        "max": torch.max(torch.ones(2, 2), 0),
+    }
+    path = tmp_path / "values.pt"
+    torch.save(values, path)
+    report = ckptaudit.audit_file(path)
+    assert report.status is Status.INCOMPATIBLE, [
+        (f.rule, f.global_name) for f in report.findings if f.severity is Severity.DANGEROUS
+    ]

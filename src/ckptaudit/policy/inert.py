@@ -67,6 +67,8 @@ INERT_CONSTRUCTORS: dict[str, str] = {
     "types.SimpleNamespace": "builds an attribute container",
     "re._compile": "compiles a regular expression",
     "random.Random": "builds a random generator",
+    "time.struct_time": "builds a time tuple (time.localtime())",
+    "logging.getLogger": "returns the logger of that name (how a Logger pickles)",
     "array.array": "builds an array from a typecode and its items (how protocol 0-2 pickle "
     "array.array)",
     "array._array_reconstructor": "builds an array from a typecode and machine bytes (how "
@@ -108,6 +110,7 @@ INERT_CONSTRUCTORS: dict[str, str] = {
 
 INERT_MODULES: dict[str, str] = {
     "torch.jit._pickle": "TorchScript's pickle helpers build lists, tensors and type tags",
+    "torch.return_types": "named-tuple results of torch functions (torch.max(t, 0))",
 }
 """Modules whose every function only builds data."""
 
