@@ -86,3 +86,28 @@ def test_common_stdlib_and_torch_values_are_not_dangerous(tmp_path) -> None:  # 
     assert report.status is Status.INCOMPATIBLE, [
         (f.rule, f.global_name) for f in report.findings if f.severity is Severity.DANGEROUS
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"pandas._libs.internals\n_unpickle_block",
+        b"pandas.core.indexes.base\n_new_Index",
+        b"pandas._libs.tslibs.timestamps\n_unpickle_timestamp",
+        b"pandas._libs.tslibs.timedeltas\n_timedelta_unpickle",
+        b"pandas._libs.tslibs.offsets\nDay",
+        b"sklearn.tree._tree\nTree",
+    ],
+)
+def test_library_reconstructors_are_not_dangerous(name: bytes) -> None:
+    # The shape pandas and sklearn write: a reconstructor called with plain arguments.
+    stream = b"\x80\x02c" + name + b"\nK\x01K\x02\x86R."
+    report = ckptaudit.audit_bytes(stream)
+    assert report.status is not Status.DANGEROUS, report.findings
+
+
+@pytest.mark.parametrize("name", [b"pandas\nread_pickle", b"pandas\neval",
+                                  b"pandas.io.pickle\n_unpickle_anything"])
+def test_dangerous_pandas_functions_stay_dangerous(name: bytes) -> None:
+    stream = b"\x80\x02c" + name + b"\nX\x01\x00\x00\x00x\x85R."
+    assert ckptaudit.audit_bytes(stream).status is Status.DANGEROUS

@@ -68,6 +68,16 @@ INERT_CONSTRUCTORS: dict[str, str] = {
     "re._compile": "compiles a regular expression",
     "random.Random": "builds a random generator",
     "time.struct_time": "builds a time tuple (time.localtime())",
+    "sklearn.tree._tree.Tree": "allocates an empty decision tree from its shape; BUILD fills "
+    "its arrays",
+    "pandas.core.internals.managers.BlockManager": "rebuilds a DataFrame's blocks",
+    "pandas.core.internals.managers.SingleBlockManager": "rebuilds a Series' block",
+    "pandas.StringDtype": "builds a string dtype",
+    "pandas.CategoricalDtype": "builds a categorical dtype",
+    "pandas.Period": "builds a period value",
+    "pandas.Timestamp": "builds a timestamp value",
+    "pandas.Timedelta": "builds a timedelta value",
+    "pandas.Interval": "builds an interval value",
     "logging.getLogger": "returns the logger of that name (how a Logger pickles)",
     "array.array": "builds an array from a typecode and its items (how protocol 0-2 pickle "
     "array.array)",
@@ -108,7 +118,10 @@ INERT_CONSTRUCTORS: dict[str, str] = {
 }
 """``module.name`` -> why calling it only builds data."""
 
+_PANDAS_RECONSTRUCTOR = re.compile(r"_(new_\w*Index|unpickle\w*|\w+_unpickle)\Z")
+
 INERT_MODULES: dict[str, str] = {
+    "pandas._libs.tslibs.offsets": "date offsets (Day, MonthEnd, ...) built from (n, normalize)",
     "torch.jit._pickle": "TorchScript's pickle helpers build lists, tensors and type tags",
     "torch.return_types": "named-tuple results of torch functions (torch.max(t, 0))",
 }
@@ -124,6 +137,10 @@ def is_inert_constructor(qualified: str, module: str) -> bool:
     if qualified in INERT_CONSTRUCTORS or module in INERT_MODULES:
         return True
     name = qualified[len(module) + 1 :]
+    # pandas pickles its values through private reconstructors named like these
+    # (_new_Index, _new_DatetimeIndex, _unpickle_block, _timedelta_unpickle, _nat_unpickle).
+    if module.startswith("pandas.") and _PANDAS_RECONSTRUCTOR.match(name):
+        return True
     return name.startswith("__pyx_unpickle_") and "." not in name
 
 
