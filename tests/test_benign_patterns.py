@@ -111,3 +111,13 @@ def test_library_reconstructors_are_not_dangerous(name: bytes) -> None:
 def test_dangerous_pandas_functions_stay_dangerous(name: bytes) -> None:
     stream = b"\x80\x02c" + name + b"\nX\x01\x00\x00\x00x\x85R."
     assert ckptaudit.audit_bytes(stream).status is Status.DANGEROUS
+
+
+def test_native_nn_ops_held_by_modules_are_not_dangerous() -> None:
+    # A whole Hugging Face model keeps torch._C._nn.gelu as an attribute (not called).
+    stream = b"\x80\x02}X\x03\x00\x00\x00actctorch._C._nn\ngelu\ns."
+    report = ckptaudit.audit_bytes(stream)
+    assert report.status is Status.INCOMPATIBLE
+    # ... while torch._C itself stays catalogued (JIT import, file loading).
+    jit = ckptaudit.audit_bytes(b"\x80\x02ctorch._C\nimport_ir_module\nX\x01\x00\x00\x00x\x85R.")
+    assert jit.status is Status.DANGEROUS

@@ -268,6 +268,10 @@ NOT_DANGEROUS: dict[str, str] = {
 
 NOT_DANGEROUS_MODULES: dict[str, str] = {
     "torch.jit._pickle": "TorchScript's pickle helpers only build lists, tensors and type tags",
+    "torch._C._nn": "neural-network ops (gelu, ...) that modules keep as attributes: computation",
+    "torch._C._fft": "FFT ops: computation",
+    "torch._C._linalg": "linear-algebra ops: computation",
+    "torch._C._special": "special-function ops: computation",
 }
 """Submodules of dangerous modules that only build data."""
 
