@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := build/demo
 
-.PHONY: demo test lint typecheck unit clean policy docs
+.PHONY: demo test lint typecheck unit clean policy
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	python3 -m venv $(VENV)

@@ -25,10 +25,10 @@ from ckptaudit.findings import (
 from ckptaudit.formats import BytesSource, Container, FileSource, Source, read_container
 from ckptaudit.nested import nested_units
 from ckptaudit.pickle.limits import DEFAULT_LIMITS, Limits
-from ckptaudit.pickle.nodes import Global, PersId
+from ckptaudit.pickle.nodes import Call, Global, PersId
 from ckptaudit.policy.torch_policy import Policy, load_policy
 from ckptaudit.rules import rule
-from ckptaudit.structure import storage_ref, tensor_problem, top_level
+from ckptaudit.structure import tensor_problem, top_level
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -139,27 +139,16 @@ def audit_source(
     started = time.perf_counter()
     with _without_cyclic_gc():
         try:
-            container = read_container(source, limits)
+            return _report(source, read_container(source, limits), policy, limits, started)
         except LimitExceeded as exc:
-            return _error_report(
-                source.name, str(exc), "limit-exceeded", started, source.bytes_read
-            )
+            category, message = "limit-exceeded", str(exc)
         except InputError as exc:
-            return _error_report(source.name, str(exc), "malformed", started, source.bytes_read)
+            category, message = "malformed", str(exc)
         except Exception as exc:  # a bug in ckptaudit, not in the input: report, don't crash
             if os.environ.get("CKPTAUDIT_DEBUG"):
                 raise
-            return _error_report(
-                source.name, _internal(exc), "malformed", started, source.bytes_read
-            )
-        try:
-            return _report(source, container, policy, limits, started)
-        except Exception as exc:
-            if os.environ.get("CKPTAUDIT_DEBUG"):
-                raise
-            return _error_report(
-                source.name, _internal(exc), "malformed", started, source.bytes_read
-            )
+            category, message = "malformed", _internal(exc)
+        return _error_report(source.name, message, category, started, source.bytes_read)
 
 
 def _internal(exc: Exception) -> str:
@@ -219,17 +208,15 @@ def _report(
         errors.append(f"{where}{err}")
         if unit.torch_reads:
             unit_errors.append(f"{where}{err}")
-    for problem in _storage_problems(container)[:1]:
+    rebuilds = _tensor_rebuilds(container)
+    for problem in _storage_problems(container, rebuilds)[:1]:
         unit_errors.append(problem)
         findings.append(_finding("rebuild-error", problem, remedy=Remedy.INSPECT))
+    dangerous_members = {f.member for f in findings if f.severity is Severity.DANGEROUS}
     for unit in container.units:
-        nested = (unit.member or "").startswith("nested pickle")
-        if unit.torch_reads or nested or container.format == "torchscript":
+        if unit.torch_reads or unit.nested or container.format == "torchscript":
             continue
-        dangerous = [
-            f for f in findings if f.member == unit.member and f.severity is Severity.DANGEROUS
-        ]
-        if dangerous:
+        if unit.member in dangerous_members:
             findings.append(
                 _finding(
                     "hidden-payload",
@@ -266,7 +253,7 @@ def _report(
         top_level=tuple(top_level(main.result.root, limits.max_top_level))
         if main is not None and main.result.complete
         else (),
-        stats=_stats(source, container, started),
+        stats=_stats(source, container, rebuilds, started),
     )
 
 
@@ -303,75 +290,59 @@ def _main_unit(container: Container) -> PickleUnit | None:
     return reads[0] if reads else (container.units[0] if container.units else None)
 
 
-def _storage_problems(container: Container) -> list[str]:
+def _tensor_rebuilds(container: Container) -> list[Call]:
+    """The tensor-rebuilding calls of the pickles torch reads."""
+    return [
+        call
+        for unit in container.units
+        if unit.torch_reads
+        for call in unit.result.calls
+        if isinstance(call.func, Global) and call.func.qualified in _TENSOR_CALLS
+    ]
+
+
+def _storage_problems(container: Container, rebuilds: list[Call]) -> list[str]:
     """Tensors torch could not rebuild: a missing record, one of the wrong size, a view past
     the end of its storage."""
     problems: list[str] = []
     if container.format in ("torch-zip", "torch-legacy"):
-        for unit in container.units:
-            if not unit.torch_reads:
+        for call in rebuilds:
+            if call.func.qualified != "torch._utils._rebuild_tensor_v2":
                 continue
-            for call in unit.result.calls:
-                func = call.func
-                if not (
-                    isinstance(func, Global) and func.qualified == "torch._utils._rebuild_tensor_v2"
-                ):
-                    continue
-                storage = call.args[0] if type(call.args) is tuple and call.args else None
-                pid = storage.pid if isinstance(storage, PersId) else None
-                if type(pid) is tuple and len(pid) > 5 and pid[5] is not None:
-                    continue  # a legacy storage view: its own size applies
-                problem = tensor_problem(call, {})
-                if problem:
-                    problems.append(problem)
-                    break
+            storage = call.args[0] if type(call.args) is tuple and call.args else None
+            pid = storage.pid if isinstance(storage, PersId) else None
+            if type(pid) is tuple and len(pid) > 5 and pid[5] is not None:
+                continue  # a legacy storage view: its own size applies
+            problem = tensor_problem(call)
+            if problem:
+                problems.append(problem)
+                break
     records = container.storage_records
     if records is None:
         return problems
-    for unit in container.units:
-        if not unit.torch_reads:
-            continue
-        for pid in unit.result.persids:
-            ref = storage_ref(pid)
-            if ref is None:
-                continue
-            size = records.get(ref.key.lower())
-            if size is None:
-                problems.append(
-                    f"PytorchStreamReader failed locating file data/{ref.key}: file not found"
-                )
-            elif ref.dtype != "unknown" and size != ref.nbytes:
-                problems.append(
-                    f"record size ({size} bytes) of data/{ref.key} does not match expected size "
-                    f"({ref.nbytes} bytes = {ref.numel} elements * {ref.element_size} "
-                    "bytes/element)"
-                )
+    for ref in container.storages().values():
+        size = records.get(ref.key.lower())
+        if size is None:
+            problems.append(
+                f"PytorchStreamReader failed locating file data/{ref.key}: file not found"
+            )
+        elif ref.dtype != "unknown" and size != ref.nbytes:
+            problems.append(
+                f"record size ({size} bytes) of data/{ref.key} does not match expected size "
+                f"({ref.nbytes} bytes = {ref.numel} elements * {ref.element_size} "
+                "bytes/element)"
+            )
     return problems
 
 
-def _stats(source: Source, container: Container, started: float) -> AuditStats:
-    tensors = container.tensor_count or 0
-    storages: dict[str, int] = {}
-    pickle_bytes = opcodes = 0
-    for unit in container.units:
-        result = unit.result
-        pickle_bytes += max(result.end - result.start, 0)
-        opcodes += result.opcodes
-        if not unit.torch_reads:
-            continue
-        for call in result.calls:
-            func = call.func
-            if isinstance(func, Global) and func.qualified in _TENSOR_CALLS:
-                tensors += 1
-        for pid in result.persids:
-            ref = storage_ref(pid)
-            if ref is not None:
-                storages[ref.key] = ref.nbytes
+def _stats(
+    source: Source, container: Container, rebuilds: list[Call], started: float
+) -> AuditStats:
     return AuditStats(
-        pickle_bytes=pickle_bytes,
-        opcodes=opcodes,
-        tensors=tensors,
-        tensor_bytes=sum(storages.values()),
+        pickle_bytes=sum(max(u.result.end - u.result.start, 0) for u in container.units),
+        opcodes=sum(u.result.opcodes for u in container.units),
+        tensors=(container.tensor_count or 0) + len(rebuilds),
+        tensor_bytes=sum(ref.nbytes for ref in container.storages().values()),
         bytes_read=source.bytes_read,
         seconds=time.perf_counter() - started,
     )

@@ -78,7 +78,9 @@ def nested_units(units: list[PickleUnit], limits: Limits) -> list[PickleUnit]:
                 member = (
                     f"nested pickle passed to {func.qualified} at byte {call.offset} of {where}"
                 )
-                inner = PickleUnit(member, run_pickle(payload), torch_reads=False, order=90 + level)
+                inner = PickleUnit(
+                    member, run_pickle(payload), torch_reads=False, order=90 + level, nested=True
+                )
                 found.append(inner)
                 next_frontier.append(inner)
         frontier = next_frontier

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ckptaudit.findings import TopLevelEntry
 from ckptaudit.pickle.nodes import Call, Global, Opaque, PDict, PersId, PSet
 from ckptaudit.pickle.paths import render_key
+from ckptaudit.pickle.vm import PickleResult
 
 __all__ = [
     "StorageRef",
     "storage_ref",
+    "storage_refs",
     "summarize",
     "tensor_info",
     "tensor_problem",
@@ -87,6 +90,17 @@ def storage_ref(pid: PersId) -> StorageRef | None:
     if not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
         return None
     return StorageRef(str(key), dtype, numel, size, str(location))
+
+
+def storage_refs(results: Iterable[PickleResult]) -> dict[str, StorageRef]:
+    """The storages the given pickles reference, first reference per key, in order."""
+    refs: dict[str, StorageRef] = {}
+    for result in results:
+        for pid in result.persids:
+            ref = storage_ref(pid)
+            if ref is not None and ref.key not in refs:
+                refs[ref.key] = ref
+    return refs
 
 
 def _global_name(node: Any) -> str | None:
@@ -193,7 +207,7 @@ def top_level(root: Any, limit: int) -> list[TopLevelEntry]:
     return out
 
 
-def tensor_problem(call: Call, storage_numel: dict[str, int]) -> str | None:
+def tensor_problem(call: Call) -> str | None:
     """Why torch could not rebuild a ``_rebuild_tensor_v2`` tensor, judged from its arguments.
 
     torch calls ``tensor.set_(storage, offset, size, stride)``, which refuses a view that
@@ -223,10 +237,9 @@ def tensor_problem(call: Call, storage_numel: dict[str, int]) -> str | None:
     if 0 in size:
         return None
     extent = offset + 1 + sum((d - 1) * s for d, s in zip(size, stride, strict=True))
-    available = storage_numel.get(ref.key, ref.numel)
-    if any(s < 0 for s in stride) or extent > available:
+    if any(s < 0 for s in stride) or extent > ref.numel:
         return (
             f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset} "
-            f"need {extent} elements but storage {ref.key} has {available}"
+            f"need {extent} elements but storage {ref.key} has {ref.numel}"
         )
     return None

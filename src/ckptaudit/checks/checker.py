@@ -43,9 +43,9 @@ class _Group:
     """Occurrences gathered for one finding."""
 
     category: str
-    global_name: str | None
     member: str | None
     message: str
+    global_name: str | None = None
     kind: Kind = Kind.UNKNOWN
     remedy: Remedy = Remedy.ALLOWLIST
     hint: str | None = None
@@ -81,11 +81,15 @@ class _Checker:
         self.unsafe_named: set[str] = set()
         self.convert: dict[str, str] = {}
 
-    def group(self, key: Hashable, **fields: Any) -> _Group:
-        """Return the group of a finding key, creating it with ``fields`` the first time."""
+    def group(self, unit: PickleUnit, category: str, label: Hashable, **fields: Any) -> _Group:
+        """Return the finding of (category, label) in a unit, made with ``fields`` the first time.
+
+        One finding per (category, global or opcode) and pickle member, as the report promises.
+        """
+        key = (category, label, unit.member)
         found = self.groups.get(key)
         if found is None:
-            found = self.groups[key] = _Group(**fields)
+            found = self.groups[key] = _Group(category=category, member=unit.member, **fields)
         return found
 
     def violate(self, unit: PickleUnit, offset: int, message: str | Callable[[], str]) -> None:
@@ -131,10 +135,9 @@ class _Checker:
                 unit, offset, "'utf-8' codec can't decode an 8-bit string (SHORT_BINSTRING)"
             )
             self.group(
-                ("CKA203", "str8", unit.member),
-                category="forbidden-operation",
-                global_name=None,
-                member=unit.member,
+                unit,
+                "forbidden-operation",
+                "str8",
                 message="an 8-bit string is not valid UTF-8; torch decodes it strictly and fails",
                 kind=Kind.OPCODE,
                 remedy=Remedy.RESAVE,
@@ -150,10 +153,9 @@ class _Checker:
             first = result.opcode_first.get(op, result.start)
             self.violate(unit, first, f"Unsupported operand {op}")
             g = self.group(
-                ("CKA204", name, unit.member),
-                category="unsupported-opcode",
-                global_name=None,
-                member=unit.member,
+                unit,
+                "unsupported-opcode",
+                name,
                 message=f"opcode {name} is not implemented by torch's weights_only unpickler",
                 kind=Kind.OPCODE,
                 remedy=Remedy.RESAVE,
@@ -171,12 +173,10 @@ class _Checker:
             uses: list[Any] = list(calls_by_func.get(id(g), ()))
             occurrences: list[Any] = uses or [g]
             if g.dynamic:
-                key = ("CKA302", "dynamic", unit.member)
                 grp = self.group(
-                    key,
-                    category="unsafe-call",
-                    global_name=None,
-                    member=unit.member,
+                    unit,
+                    "unsafe-call",
+                    "dynamic",
                     message=f"a global whose name is computed at load time ({g.opcode} "
                     f"of {g.module!r}, {g.name!r}); nothing static can tell what it imports",
                     kind=Kind.CALLABLE,
@@ -200,10 +200,10 @@ class _Checker:
             harmless = (uses and all(benign)) or (not uses and id(g) in absorbed)
             if reason and not harmless:
                 grp = self.group(
-                    ("CKA301", q, unit.member),
-                    category="dangerous-global",
+                    unit,
+                    "dangerous-global",
+                    q,
                     global_name=q,
-                    member=unit.member,
                     message=f"{q}: {reason}",
                     kind=Kind.CALLABLE,
                     remedy=Remedy.NEVER,
@@ -218,10 +218,10 @@ class _Checker:
                 continue
             if policy.is_blocked(g.module):
                 grp = self.group(
-                    ("CKA202", q, unit.member),
-                    category="blocked-module",
+                    unit,
+                    "blocked-module",
+                    q,
                     global_name=q,
-                    member=unit.member,
                     message=f"{q} is in module {g.module}, which torch never allows",
                     kind=Kind.CALLABLE,
                     remedy=Remedy.NEVER,
@@ -229,10 +229,10 @@ class _Checker:
                 )
             else:
                 grp = self.group(
-                    ("CKA201", q, unit.member),
-                    category="not-allowlisted",
+                    unit,
+                    "not-allowlisted",
+                    q,
                     global_name=q,
-                    member=unit.member,
                     message=f"{q} is not an allowed global for torch's weights_only unpickler",
                 )
             for node in occurrences:
@@ -335,10 +335,10 @@ class _Checker:
         if reached_through:
             why += f", through {reached_through}, which calls its argument"
         grp = self.group(
-            ("CKA302", label, unit.member),
-            category="unsafe-call",
+            unit,
+            "unsafe-call",
+            label,
             global_name=label,
-            member=unit.member,
             message=why,
             kind=Kind.CALLABLE,
             remedy=Remedy.NEVER,
@@ -377,10 +377,10 @@ class _Checker:
             # get_unsafe_globals_in_checkpoint misses it, but it must be allowlisted too.
             self.unsafe.add(t)
             grp = self.group(
-                ("CKA203", "BUILD", t, unit.member),
-                category="forbidden-operation",
+                unit,
+                "forbidden-operation",
+                ("BUILD", t),
                 global_name=t,
-                member=unit.member,
                 message=f"BUILD on a {t} object: torch builds only allowlisted types, and this "
                 "type is never named in the pickle (so torch's get_unsafe_globals_in_checkpoint "
                 "does not list it)",
@@ -430,10 +430,10 @@ class _Checker:
         }
         kind = shape_kind(target)
         grp = self.group(
-            ("CKA203", op, t, unit.member),
-            category="forbidden-operation",
+            unit,
+            "forbidden-operation",
+            (op, t),
             global_name=t if t and not t.startswith("builtins.") else None,
-            member=unit.member,
             message=f"{op} on {label}: {rules[op]}, even when the class is allowlisted",
             kind=Kind.CONTAINER if op != "BUILD" else kind,
             remedy=Remedy.CONVERT,
@@ -456,10 +456,9 @@ class _Checker:
                     "Only persistent_load of storage is allowed, but got " + brief(first),
                 )
             grp = self.group(
-                ("CKA203", "persid", unit.member),
-                category="forbidden-operation",
-                global_name=None,
-                member=unit.member,
+                unit,
+                "forbidden-operation",
+                "persid",
                 message="a persistent id that is not a tensor storage; torch allows only storages",
                 kind=Kind.OPCODE,
                 remedy=Remedy.CONVERT,

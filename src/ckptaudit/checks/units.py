@@ -22,6 +22,8 @@ class PickleUnit:
     """False for pickles torch.load never reads (extra zip members, bytes after STOP)."""
     order: int = 0
     """Position in torch's reading order."""
+    nested: bool = False
+    """A literal payload passed to a loader inside another pickle (pickle.loads(b'...'))."""
 
 
 @dataclass(frozen=True, order=True)

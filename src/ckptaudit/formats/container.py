@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ckptaudit.checks import PickleUnit
+from ckptaudit.structure import StorageRef, storage_refs
 
 __all__ = ["Container", "ContainerIssue"]
 
@@ -41,3 +42,14 @@ class Container:
     """False when part of the container could not be read."""
     error: str | None = None
     """Why the container could not be read in full."""
+    _storages: dict[str, StorageRef] | None = field(default=None, repr=False)
+
+    def storages(self) -> dict[str, StorageRef]:
+        """Storages the pickles torch reads reference (first reference per key).
+
+        Computed once, after the reader has added the pickles torch reads; pickles added
+        later (extra members, nested payloads) are never read by torch and do not count.
+        """
+        if self._storages is None:
+            self._storages = storage_refs(u.result for u in self.units if u.torch_reads)
+        return self._storages

@@ -13,7 +13,7 @@ from ckptaudit.formats.detect import LEGACY_MAGIC
 from ckptaudit.formats.source import Source
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import PickleResult, run_pickle
-from ckptaudit.structure import storage_ref
+from ckptaudit.structure import StorageRef
 
 __all__ = ["read_legacy", "read_pickle_sequence"]
 
@@ -69,13 +69,15 @@ def read_legacy(source: Source, limits: Limits) -> Container:
             )
         )
     if len(results) == len(_PARTS) and all(r.complete for r in results):
-        problem = _storage_problem(source, results[3], results[4])
+        problem = _storage_problem(source, container.storages(), results[4])
         if problem is not None:
             container.issues.append(ContainerIssue("malformed", problem, torch_error=problem))
     return container
 
 
-def _storage_problem(source: Source, obj: PickleResult, keys: PickleResult) -> str | None:
+def _storage_problem(
+    source: Source, storages: dict[str, StorageRef], keys: PickleResult
+) -> str | None:
     """Check the raw storages after the fifth pickle as torch reads them, by 8-byte headers.
 
     For each key of the storage-key list, in order, torch takes the storage the object pickle
@@ -84,18 +86,14 @@ def _storage_problem(source: Source, obj: PickleResult, keys: PickleResult) -> s
     """
     if type(keys.root) is not list:
         return None
-    sizes: dict[str, tuple[int, int]] = {}
-    for pid in obj.persids:
-        ref = storage_ref(pid)
-        if ref is not None:
-            sizes.setdefault(ref.key, (ref.nbytes, ref.element_size))
     pos = keys.end
     for key in keys.root:
         if type(key) is not str:
             return None  # not what torch.save writes; torch's own errors vary here
-        if key not in sizes:
+        ref = storages.get(key)
+        if ref is None:
             return f"storage key '{key}' not found in deserialized_objects"
-        nbytes, element_size = sizes[key]
+        nbytes, element_size = ref.nbytes, ref.element_size
         header = source.read_at(pos, 8)
         if len(header) < 8:
             return (

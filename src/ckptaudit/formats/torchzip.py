@@ -12,7 +12,6 @@ from ckptaudit.formats.source import Source
 from ckptaudit.formats.ziparchive import ZipArchive, ZipEntry
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
-from ckptaudit.structure import storage_ref
 
 __all__ = ["read_torch_zip"]
 
@@ -165,14 +164,7 @@ def _storage_headers(
 
     Only the 30-byte local headers are read, never the storages.
     """
-    entries: dict[str, ZipEntry] = {}
-    for unit in container.units:
-        for pid in unit.result.persids:
-            ref = storage_ref(pid)
-            if ref is None or ref.key in entries:
-                continue
-            for entry in lookup(f"data/{ref.key}")[-1:]:
-                entries[ref.key] = entry
+    entries = {key: found[-1] for key in container.storages() if (found := lookup(f"data/{key}"))}
     # A remote source fetches all the headers in one concurrent batch, not a request each.
     prefetch = getattr(archive.source, "prefetch", None)
     if prefetch is not None and entries:

@@ -248,11 +248,7 @@ class _Machine:
                 elif op == 125:  # EMPTY_DICT
                     append(PDict())
                 elif op == 117:  # SETITEMS
-                    if not metastack:
-                        raise PickleError("MARK expected but not found", op_pos)
-                    start = metastack.pop()
-                    items = stack[start:]
-                    del stack[start:]
+                    items = self.pop_mark(pos)
                     fence = metastack[-1] if metastack else 0
                     if len(items) % 2:
                         raise PickleError("odd number of items for SETITEMS", op_pos)
@@ -312,11 +308,7 @@ class _Machine:
                     calls.append(node)
                     stack[-1] = node
                 elif op == 116:  # TUPLE
-                    if not metastack:
-                        raise PickleError("MARK expected but not found", op_pos)
-                    start = metastack.pop()
-                    items = stack[start:]
-                    del stack[start:]
+                    items = self.pop_mark(pos)
                     fence = metastack[-1] if metastack else 0
                     append(tuple(items))
                 elif op == 133:  # TUPLE1
@@ -339,11 +331,7 @@ class _Machine:
                 elif op == 93:  # EMPTY_LIST
                     append([])
                 elif op == 101:  # APPENDS
-                    if not metastack:
-                        raise PickleError("MARK expected but not found", op_pos)
-                    start = metastack.pop()
-                    items = stack[start:]
-                    del stack[start:]
+                    items = self.pop_mark(pos)
                     fence = metastack[-1] if metastack else 0
                     if len(stack) <= fence:
                         raise IndexError

@@ -88,11 +88,7 @@ def render_text(reports: Sequence[FileReport], policy: object, *, markup: bool =
                 out.append(f"      {f.count} occurrence{'s' if f.count != 1 else ''}{at}")
             if head.hint:
                 out.append(f"    hint: {esc(head.hint)}")
-            paths = [p for f in group for p in f.paths]
-            seen: list[str] = []
-            for p in paths:
-                if p not in seen:
-                    seen.append(p)
+            seen = list(dict.fromkeys(p for f in group for p in f.paths))
             for p in seen[:20]:
                 out.append(f"      at {esc(p)}")
             total = max(f.count for f in group)
