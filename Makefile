@@ -7,7 +7,7 @@ DEMO   := build/demo
 
 .PHONY: demo test lint typecheck unit clean policy
 
-$(STAMP): pyproject.toml requirements-dev.txt
+$(STAMP): pyproject.toml setup.py requirements-dev.txt src/ckptaudit/pickle/_vmloop.c
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -30,8 +30,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The suite runs twice: with the compiled dispatch loop (which must have been built) and
+# with the pure-Python one that machines without a C compiler use.
 unit: $(STAMP)
-	$(PY) -m pytest -q
+	CKPTAUDIT_REQUIRE_COMPILED=1 $(PY) -m pytest -q
+	CKPTAUDIT_PURE_PYTHON=1 $(PY) -m pytest -q
 
 test: lint typecheck unit
 

@@ -205,3 +205,17 @@ def test_nothing_pops_below_a_mark_as_in_real_unpicklers(stream: bytes, complete
     except pickle.UnpicklingError:
         real = False
     assert real is complete
+
+
+def test_compiled_loop_is_used_where_required() -> None:
+    """`make test` requires the compiled loop, so a broken build cannot pass unnoticed."""
+    import os
+
+    from ckptaudit.pickle import vm
+
+    if os.environ.get("CKPTAUDIT_PURE_PYTHON"):
+        assert vm.backend() == "python"
+    elif os.environ.get("CKPTAUDIT_REQUIRE_COMPILED"):
+        assert vm.backend() == "compiled"
+    else:
+        pytest.skip("neither backend is required in this run")

@@ -13,6 +13,7 @@ is allocated, and nothing recurses.
 from __future__ import annotations
 
 import codecs
+import os
 import pickletools
 import struct
 from collections.abc import Callable
@@ -192,18 +193,80 @@ class _Machine:
     # -- the loop --------------------------------------------------------------------------
 
     def run(self) -> PickleResult:
-        """Run from start to STOP (or to the first error).
+        """Run from start to STOP (or to the first error) and classify how the run ended."""
+        if self.end != len(self.data):
+            self.data = bytes(self.data[: self.end])
+        counts = [0] * 256
+        result = self.result
+        if _compiled is not None:
+            pos, op_pos, exc = _compiled.run(
+                self,
+                self.data,
+                self.start,
+                self.end,
+                self.stack,
+                self.metastack,
+                self.memo,
+                result.calls,
+                result.events,
+                result.persids,
+                result.opcode_first,
+                counts,
+                _TABLE,
+            )
+        else:
+            pos, op_pos, exc = self._loop(counts)
+        self._conclude(pos, op_pos, exc)
+        executed = 0
+        for byte, n in enumerate(counts):
+            if n:
+                result.opcode_counts[byte] = n
+                executed += n
+        result.opcodes = executed
+        return result
+
+    def _conclude(self, pos: int, op_pos: int, exc: Exception) -> None:
+        """Record how the run ended: STOP, or an error located at the opcode that failed."""
+        result = self.result
+        end = self.end
+        result.end = op_pos
+        if isinstance(exc, _Stop):
+            result.complete = True
+            result.end = pos
+        elif isinstance(exc, PickleError):
+            result.error = exc
+        elif isinstance(exc, IndexError):
+            # data[pos] past the end, or a pop/peek on an empty stack or metastack.
+            if op_pos >= end or pos >= end:
+                message = "truncated: pickle ended without STOP"
+            else:
+                message = "stack underflow"
+            result.error = PickleError(message, op_pos)
+        elif isinstance(exc, KeyError):
+            result.error = PickleError(f"memo key {exc.args[0]} not found", op_pos)
+        elif isinstance(exc, struct.error):
+            result.error = PickleError(
+                "truncated: a fixed-size argument runs past the end", op_pos
+            )
+        elif isinstance(exc, (ValueError, OverflowError, UnicodeDecodeError, MemoryError)):
+            # Conversions of text arguments (int('...'), float('...'), escape decoding).
+            result.error = PickleError(f"bad argument: {exc}", op_pos)
+        elif isinstance(exc, RecursionError):  # pragma: no cover - nothing here recurses
+            result.error = LimitExceeded("nesting too deep", op_pos)
+        else:
+            raise exc
+
+    def _loop(self, counts: list[int]) -> tuple[int, int, Exception]:
+        """The dispatch loop: run until an exception ends it (STOP raises one too).
 
         The most frequent opcodes are handled inline with local variables (this loop is the
         audit's hot path); every other opcode goes to its registered handler, which is also
-        the reference for what the inline cases do.
+        the reference for what the inline cases do. ``_vmloop.c`` is a transcription of this
+        function; keep the two in step (the tests compare them on every corpus).
         """
         data = self.data
-        if self.end != len(data):
-            data = self.data = bytes(data[: self.end])
         end = self.end
         table = _TABLE
-        counts = [0] * 256
         result = self.result
         memo = self.memo
         metastack = self.metastack
@@ -365,40 +428,8 @@ class _Machine:
                     fence = metastack[-1] if metastack else 0
                 # No bounds check here: data ends at `end`, so an inline read past it raises
                 # IndexError or struct.error, and handlers check with take().
-        except _Stop:
-            result.complete = True
-            result.end = pos
-        except PickleError as exc:
-            result.error = exc
-            result.end = op_pos
-        except IndexError:
-            # data[pos] past the end, or a pop/peek on an empty stack or metastack.
-            if op_pos >= end or pos >= end:
-                message = "truncated: pickle ended without STOP"
-            else:
-                message = "stack underflow"
-            result.error = PickleError(message, op_pos)
-            result.end = op_pos
-        except KeyError as exc:
-            result.error = PickleError(f"memo key {exc.args[0]} not found", op_pos)
-            result.end = op_pos
-        except struct.error:
-            result.error = PickleError("truncated: a fixed-size argument runs past the end", op_pos)
-            result.end = op_pos
-        except (ValueError, OverflowError, UnicodeDecodeError, MemoryError) as exc:
-            # Conversions of text arguments (int('...'), float('...'), escape decoding).
-            result.error = PickleError(f"bad argument: {exc}", op_pos)
-            result.end = op_pos
-        except RecursionError:  # pragma: no cover - nothing here recurses; defence in depth
-            result.error = LimitExceeded("nesting too deep", op_pos)
-            result.end = op_pos
-        executed = 0
-        for byte, n in enumerate(counts):
-            if n:
-                result.opcode_counts[byte] = n
-                executed += n
-        result.opcodes = executed
-        return result
+        except Exception as exc:
+            return pos, op_pos, exc
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -1034,6 +1065,40 @@ def _build_table() -> list[_Handler | None]:
 
 
 _TABLE = _build_table()
+
+# Opcodes the loop handles inline without noting where each was first used; torch accepts all
+# of them, so a finding never needs their offsets. Both loops note every other opcode.
+_INLINE_UNNOTED = frozenset(
+    {104, 114, 113, 71, 75, 40, 125, 117, 74, 77, 137, 136, 88, 41, 98, 129, 82, 116, 133}
+    | {134, 135, 106, 78, 93, 101}
+)
+
+
+def _load_compiled() -> Any:
+    """The compiled loop (``_vmloop``), configured, or None to use the Python one.
+
+    It is an optional extension: a machine without a C compiler installs without it, and
+    ``CKPTAUDIT_PURE_PYTHON=1`` forces the Python loop (the tests run both).
+    """
+    if os.environ.get("CKPTAUDIT_PURE_PYTHON"):
+        return None
+    try:
+        from ckptaudit.pickle import _vmloop  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    mask = bytes(0 if op in _INLINE_UNNOTED else 1 for op in range(256))
+    _vmloop.configure(
+        Call, PDict, PersId, PickleError, struct.error, Event, _append_to, _setitems_on, mask
+    )
+    return _vmloop
+
+
+_compiled = _load_compiled()
+
+
+def backend() -> str:
+    """Which dispatch loop runs: ``"compiled"`` or ``"python"``."""
+    return "python" if _compiled is None else "compiled"
 
 
 def run_pickle(data: bytes | memoryview, start: int = 0, end: int | None = None) -> PickleResult:
