@@ -7,7 +7,7 @@ DEMO   := build/demo
 
 .PHONY: demo test lint typecheck unit clean policy
 
-$(STAMP): pyproject.toml setup.py requirements-dev.txt src/ckptaudit/pickle/_vmloop.c
+$(STAMP): pyproject.toml setup.py requirements-dev.txt src/ckptaudit/pickle/_native.c
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt

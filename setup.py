@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "ckptaudit.pickle._vmloop",
-            sources=["src/ckptaudit/pickle/_vmloop.c"],
+            "ckptaudit.pickle._native",
+            sources=["src/ckptaudit/pickle/_native.c"],
             optional=True,
             extra_compile_args=["-O2"],
         )

@@ -211,11 +211,11 @@ def test_compiled_loop_is_used_where_required() -> None:
     """`make test` requires the compiled loop, so a broken build cannot pass unnoticed."""
     import os
 
-    from ckptaudit.pickle import vm
+    from ckptaudit.pickle import native
 
     if os.environ.get("CKPTAUDIT_PURE_PYTHON"):
-        assert vm.backend() == "python"
+        assert native.backend() == "python"
     elif os.environ.get("CKPTAUDIT_REQUIRE_COMPILED"):
-        assert vm.backend() == "compiled"
+        assert native.backend() == "compiled"
     else:
         pytest.skip("neither backend is required in this run")

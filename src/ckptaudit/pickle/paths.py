@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+from ckptaudit.pickle import native
 from ckptaudit.pickle.nodes import Call, Global, PDict, PSet
 
-__all__ = ["ROOT", "locate", "render_key"]
+__all__ = ["ROOT", "locate", "render_key", "render_steps"]
 
 ROOT = "root"
 
@@ -112,6 +113,59 @@ def _is_primitive(value: Any) -> bool:
 _PRIMITIVE_TYPES = frozenset({str, int, float, bool, bytes, bytearray, complex, type(None)})
 
 
+# Kinds of path step the compiled walker records, rendered by render_steps.
+(
+    _ITEM,
+    _DICT_KEY,
+    _DICT_VALUE,
+    _FIELD,
+    _ARG,
+    _ARGS,
+    _KWARG,
+    _CALL,
+    _SETSTATE,
+) = range(9)
+
+
+def _segment(kind: int, where: Any, index: int) -> str:
+    """The text of one step, exactly as the Python walker writes it."""
+    if kind == _ITEM:
+        return f"[{index}]"
+    if kind == _DICT_KEY:
+        return f".keys()[{index}]"
+    if kind == _DICT_VALUE:
+        return render_key(where[index][0])
+    if kind == _FIELD:
+        key = where[index][0]
+        return f".{key}" if isinstance(key, str) and key.isidentifier() else render_key(key)
+    if kind == _ARG:
+        return f"(arg {index})"
+    if kind == _ARGS:
+        return "(args)"
+    if kind == _KWARG:
+        return f"(arg {where[index][0]})"
+    if kind == _CALL:
+        return ".__call__"
+    if kind == _SETSTATE:
+        return ".__setstate__()"
+    raise ValueError(f"unknown path step kind {kind}")
+
+
+def render_steps(steps: Sequence[tuple[int, Any, int]]) -> str:
+    """Render a path given as (kind, container, index) steps from the root."""
+    return ROOT + "".join(_segment(kind, where, index) for kind, where, index in steps)
+
+
+def _load_compiled() -> Any:
+    module = native.load()
+    if module is not None:
+        module.configure_walker(Call, PDict, Global, PSet, render_steps, _LEAF_CALLS)
+    return module
+
+
+_compiled = _load_compiled()
+
+
 def locate(
     root: Any, wanted: Mapping[int, Sequence[Hashable]], max_paths: int
 ) -> tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]:
@@ -130,6 +184,17 @@ def locate(
         (paths per group in document order, occurrence counts per group, ids of wanted
         objects reachable from root).
     """
+    if _compiled is not None:
+        found: tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]
+        found = _compiled.locate(root, wanted if type(wanted) is dict else dict(wanted), max_paths)
+        return found
+    return _locate_python(root, wanted, max_paths)
+
+
+def _locate_python(
+    root: Any, wanted: Mapping[int, Sequence[Hashable]], max_paths: int
+) -> tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]:
+    """The reference walker, transcribed by ``_native.c``; keep the two in step."""
     paths: dict[Hashable, list[str]] = {}
     counts: dict[Hashable, int] = {}
     reached: set[int] = set()

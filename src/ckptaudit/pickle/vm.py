@@ -13,7 +13,6 @@ is allocated, and nothing recurses.
 from __future__ import annotations
 
 import codecs
-import os
 import pickletools
 import struct
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckptaudit.errors import LimitExceeded, PickleError
+from ckptaudit.pickle import native
 from ckptaudit.pickle.nodes import Call, Global, Opaque, PDict, PersId, PSet
 
 __all__ = ["OPCODE_NAMES", "Event", "PickleResult", "run_pickle"]
@@ -245,9 +245,7 @@ class _Machine:
         elif isinstance(exc, KeyError):
             result.error = PickleError(f"memo key {exc.args[0]} not found", op_pos)
         elif isinstance(exc, struct.error):
-            result.error = PickleError(
-                "truncated: a fixed-size argument runs past the end", op_pos
-            )
+            result.error = PickleError("truncated: a fixed-size argument runs past the end", op_pos)
         elif isinstance(exc, (ValueError, OverflowError, UnicodeDecodeError, MemoryError)):
             # Conversions of text arguments (int('...'), float('...'), escape decoding).
             result.error = PickleError(f"bad argument: {exc}", op_pos)
@@ -261,7 +259,7 @@ class _Machine:
 
         The most frequent opcodes are handled inline with local variables (this loop is the
         audit's hot path); every other opcode goes to its registered handler, which is also
-        the reference for what the inline cases do. ``_vmloop.c`` is a transcription of this
+        the reference for what the inline cases do. ``_native.c`` is a transcription of this
         function; keep the two in step (the tests compare them on every corpus).
         """
         data = self.data
@@ -1075,30 +1073,17 @@ _INLINE_UNNOTED = frozenset(
 
 
 def _load_compiled() -> Any:
-    """The compiled loop (``_vmloop``), configured, or None to use the Python one.
-
-    It is an optional extension: a machine without a C compiler installs without it, and
-    ``CKPTAUDIT_PURE_PYTHON=1`` forces the Python loop (the tests run both).
-    """
-    if os.environ.get("CKPTAUDIT_PURE_PYTHON"):
-        return None
-    try:
-        from ckptaudit.pickle import _vmloop  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    mask = bytes(0 if op in _INLINE_UNNOTED else 1 for op in range(256))
-    _vmloop.configure(
-        Call, PDict, PersId, PickleError, struct.error, Event, _append_to, _setitems_on, mask
-    )
-    return _vmloop
+    """The compiled loop, configured, or None to use the Python one (see native.py)."""
+    module = native.load()
+    if module is not None:
+        mask = bytes(0 if op in _INLINE_UNNOTED else 1 for op in range(256))
+        module.configure(
+            Call, PDict, PersId, PickleError, struct.error, Event, _append_to, _setitems_on, mask
+        )
+    return module
 
 
 _compiled = _load_compiled()
-
-
-def backend() -> str:
-    """Which dispatch loop runs: ``"compiled"`` or ``"python"``."""
-    return "python" if _compiled is None else "compiled"
 
 
 def run_pickle(data: bytes | memoryview, start: int = 0, end: int | None = None) -> PickleResult:
