@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckptaudit.findings import TopLevelEntry
 from ckptaudit.pickle.nodes import Call, Global, Opaque, PDict, PersId, PSet
@@ -60,8 +60,7 @@ _PARAMETER_REBUILDS = frozenset(
 _SUBCLASS_REBUILD = "torch._tensor._rebuild_from_type_v2"
 
 
-@dataclass(frozen=True)
-class StorageRef:
+class StorageRef(NamedTuple):
     """A tensor storage named by a persistent id ('storage', type, key, location, numel)."""
 
     key: str
@@ -81,15 +80,17 @@ def storage_ref(pid: PersId) -> StorageRef | None:
     value = pid.pid
     if not (type(value) is tuple and len(value) >= 5):
         return None
-    typename, storage_type, key, location, numel = value[:5]
-    if isinstance(typename, bytes):
+    typename = value[0]
+    if type(typename) is bytes:
         typename = typename.decode("ascii", "replace")
-    if typename != "storage" or not isinstance(storage_type, Global):
+    storage_type = value[1]
+    if typename != "storage" or type(storage_type) is not Global:
+        return None
+    numel = value[4]
+    if type(numel) is not int or numel < 0:
         return None
     dtype, size = _STORAGES.get(storage_type.name, ("unknown", 1))
-    if not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
-        return None
-    return StorageRef(str(key), dtype, numel, size, str(location))
+    return StorageRef(str(value[2]), dtype, numel, size, str(value[3]))
 
 
 def storage_refs(results: Iterable[PickleResult]) -> dict[str, StorageRef]:
@@ -207,6 +208,9 @@ def top_level(root: Any, limit: int) -> list[TopLevelEntry]:
     return out
 
 
+_INT_ONLY = frozenset({int})
+
+
 def tensor_problem(call: Call) -> str | None:
     """Why torch could not rebuild a ``_rebuild_tensor_v2`` tensor, judged from its arguments.
 
@@ -229,15 +233,16 @@ def tensor_problem(call: Call) -> str | None:
         or type(size) is not tuple
         or type(stride) is not tuple
         or len(size) != len(stride)
-        or not all(type(d) is int for d in size + stride)
+        or not set(map(type, size + stride)) <= _INT_ONLY
     ):
         return "tensor offset, size and stride must be integers of matching rank"
-    if offset < 0 or any(d < 0 for d in size):
+    if offset < 0 or min(size, default=0) < 0:
         return "negative tensor size or storage offset"
     if 0 in size:
         return None
-    extent = offset + 1 + sum((d - 1) * s for d, s in zip(size, stride, strict=True))
-    if any(s < 0 for s in stride) or extent > ref.numel:
+    # The last element a view reaches: offset + sum((d - 1) * s), one past it is the extent.
+    extent = offset + 1 + sum(map(operator.mul, size, stride)) - sum(stride)
+    if min(stride, default=0) < 0 or extent > ref.numel:
         return (
             f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset} "
             f"need {extent} elements but storage {ref.key} has {ref.numel}"

@@ -114,7 +114,7 @@ class _Checker:
         policy = self.policy
         for g in result.globals:
             if not g.dynamic:
-                g.module, g.name = policy.normalize(g.module, g.name)
+                g.rename(*policy.normalize(g.module, g.name))
         calls_by_func: dict[int, list[Call]] = {}
         for c in result.calls:
             if isinstance(c.func, Global):

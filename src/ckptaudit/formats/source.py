@@ -65,6 +65,11 @@ class FileSource:
         """Read up to n bytes at offset."""
         if n <= 0 or offset >= self.size:
             return b""
+        if n <= self.size - offset and n < 1 << 20:
+            data = os.pread(self._fd, n, offset)  # the common case: one small read
+            if len(data) == n:
+                self.bytes_read += n
+                return data
         parts = []
         want = min(n, self.size - offset)
         while want > 0:

@@ -30,7 +30,7 @@ _LEADING_INT = re.compile(rb"\s*([+-]?\d+)")
 
 def _record_name(name: str) -> str:
     """miniz compares names up to a NUL byte."""
-    return name.split("\x00", 1)[0]
+    return name.split("\x00", 1)[0] if "\x00" in name else name
 
 
 def _parse_version(raw: bytes) -> int | None:

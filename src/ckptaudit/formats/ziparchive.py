@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ckptaudit.errors import ContainerError, LimitExceeded
 from ckptaudit.formats.source import Source
@@ -27,8 +27,12 @@ _LOCAL = b"PK\x03\x04"
 _TAIL = 22 + 0xFFFF + 20  # EOCD + longest comment + zip64 locator
 
 
-@dataclass(frozen=True)
-class ZipEntry:
+# A central-directory record's fixed part (46 bytes), without the fields miniz ignores:
+# signature, flags, method, crc, sizes, name/extra/comment lengths, disk, local offset.
+_unpack_central = struct.Struct("<4s4xHH4xIIIHHHH6xI").unpack_from
+
+
+class ZipEntry(NamedTuple):
     """One central-directory record."""
 
     name: str
@@ -38,7 +42,8 @@ class ZipEntry:
     compressed_size: int
     size: int
     header_offset: int
-    index: int
+    number: int
+    """Position in the central directory."""
 
 
 def find_end_of_central_directory(tail: bytes) -> int:
@@ -109,12 +114,13 @@ class ZipArchive:
         entries: list[ZipEntry] = []
         pos = 0
         for index in range(count):
-            if directory[pos : pos + 4] != _CENTRAL or pos + 46 > len(directory):
+            if pos + 46 > len(directory):
                 raise ContainerError(f"zip central directory damaged at entry {index}")
-            (flags, method, _, _, crc, csize, usize, nlen, xlen, clen) = struct.unpack_from(
-                "<HHHHIIIHHH", directory, pos + 8
+            (sig, flags, method, crc, csize, usize, nlen, xlen, clen, entry_disk, offset) = (
+                _unpack_central(directory, pos)
             )
-            (entry_disk, _, _, offset) = struct.unpack_from("<HHII", directory, pos + 34)
+            if sig != _CENTRAL:
+                raise ContainerError(f"zip central directory damaged at entry {index}")
             if entry_disk == 0xFFFF or entry_disk not in (disk, 1):
                 self.corrupt.append("unsupported multidisk archive")
             if flags & 0x2000:  # a masked local directory: miniz calls it encryption

@@ -17,20 +17,23 @@ __all__ = ["Call", "Global", "Opaque", "PDict", "PSet", "PersId"]
 class Global:
     """A reference to ``module.name`` that the pickle asks to import (never resolved)."""
 
-    __slots__ = ("dynamic", "module", "name", "offset", "opcode")
+    __slots__ = ("dynamic", "module", "name", "offset", "opcode", "qualified")
 
     def __init__(self, module: str, name: str, offset: int, opcode: str, dynamic: bool) -> None:
         self.module = module
         self.name = name
+        self.qualified = f"{module}.{name}"
+        """``module.name``, as torch writes it in its messages (checks read it per call)."""
         self.offset = offset
         self.opcode = opcode
         self.dynamic = dynamic
         """True when the name was computed at load time (STACK_GLOBAL on non-strings, EXT*)."""
 
-    @property
-    def qualified(self) -> str:
-        """``module.name``, as torch writes it in its messages."""
-        return f"{self.module}.{self.name}"
+    def rename(self, module: str, name: str) -> None:
+        """Point the reference at another name (torch's renames of moved modules)."""
+        self.module = module
+        self.name = name
+        self.qualified = f"{module}.{name}"
 
     def __repr__(self) -> str:
         return f"Global({self.qualified!r})"

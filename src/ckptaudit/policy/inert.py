@@ -214,6 +214,9 @@ def _type_like(value: Any, depth: int = 0) -> bool:
     return False
 
 
+_TYPING_CALLABLES = _GETITEM | _REDUCE | {"types.GenericAlias", "builtins.type"}
+
+
 def typing_construct(qualified: str, call: Call, depth: int = 0) -> str | None:
     """Say which typing construct a call builds, judged by its arguments, or return None.
 
@@ -223,6 +226,8 @@ def typing_construct(qualified: str, call: Call, depth: int = 0) -> str | None:
     type metadata (OmegaConf structured configs) carry them. The arguments must themselves
     be types, typing constructs or literals; whatever they name is judged on its own.
     """
+    if qualified not in _TYPING_CALLABLES:
+        return None
     args = call.args
     if not isinstance(args, tuple) or call.builds or call.items or call.setitems:
         return None
