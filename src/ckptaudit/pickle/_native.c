@@ -607,6 +607,40 @@ run(PyObject *self, PyObject *args)
             PUSH(node);
             break;
         }
+        case 115: /* SETITEM on a plain dict; anything else goes to the handler */
+        case 97:  /* APPEND on a plain list; likewise */
+        {
+            Py_ssize_t need = op == 115 ? 3 : 2;
+            if (DEPTH() < need) {
+                /* The handler's own check, with its message. */
+                pickle_error("stack underflow", op_pos);
+                goto error;
+            }
+            Py_ssize_t n = PyList_GET_SIZE(stack);
+            PyObject *target = PyList_GET_ITEM(stack, n - need);
+            if (op == 115 && Py_IS_TYPE(target, PDict_T) && SLOT(target, pdict_pairs_off)) {
+                PyObject *pair = PyTuple_New(2);
+                if (pair == NULL)
+                    goto error;
+                PyTuple_SET_ITEM(pair, 0, PyList_GET_ITEM(stack, n - 2)); /* moved */
+                PyTuple_SET_ITEM(pair, 1, PyList_GET_ITEM(stack, n - 1));
+                Py_SET_SIZE(stack, n - 2);
+                int rc = PyList_Append(SLOT(target, pdict_pairs_off), pair);
+                Py_DECREF(pair);
+                if (rc < 0)
+                    goto error;
+                break;
+            }
+            if (op == 97 && PyList_CheckExact(target)) {
+                PyObject *item = pop_top(stack);
+                int rc = PyList_Append(target, item);
+                Py_DECREF(item);
+                if (rc < 0)
+                    goto error;
+                break;
+            }
+        }
+            /* fall through */
         default:
         {
             PyObject *handler = PyList_GET_ITEM(table, op);
