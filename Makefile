@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := build/demo
 
-.PHONY: demo test lint typecheck unit clean policy
+.PHONY: demo test lint typecheck unit sanitize clean policy
 
 $(STAMP): pyproject.toml setup.py requirements-dev.txt src/ckptaudit/pickle/_native.c
 	python3 -m venv $(VENV)
@@ -36,7 +36,11 @@ unit: $(STAMP)
 	CKPTAUDIT_REQUIRE_COMPILED=1 $(PY) -m pytest -q
 	CKPTAUDIT_PURE_PYTHON=1 $(PY) -m pytest -q
 
-test: lint typecheck unit
+# The compiled core again, built with AddressSanitizer/UBSan, on hostile and mutated input.
+sanitize: $(STAMP)
+	PY=$(PY) tools/sanitize.sh
+
+test: lint typecheck unit sanitize
 
 # Regenerate the torch policy table from the installed torch (see tools/gen_policy.py).
 policy: $(STAMP)
@@ -44,3 +48,4 @@ policy: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete

@@ -219,3 +219,31 @@ def test_compiled_loop_is_used_where_required() -> None:
         assert native.backend() == "compiled"
     else:
         pytest.skip("neither backend is required in this run")
+
+
+def test_a_compiled_core_that_refuses_setup_is_not_used() -> None:
+    """A stale build (another version's C module) falls back to Python, with a warning."""
+    from ckptaudit.pickle import native
+
+    if native.load() is None:
+        pytest.skip("the compiled core is not built or is switched off")
+
+    def refuse(module: object) -> None:
+        raise TypeError("configure() takes 9 arguments")
+
+    with pytest.warns(RuntimeWarning, match="compiled core is unusable"):
+        assert native.configured(refuse) is None
+    assert native.configured(lambda module: None) is native.load()
+
+
+def test_sanitized_run_uses_the_sanitized_build() -> None:
+    """tools/sanitize.sh builds in a scratch copy; its tests must load that build."""
+    import os
+    from pathlib import Path
+
+    if not os.environ.get("CKPTAUDIT_SANITIZED"):
+        pytest.skip("not a sanitizer run")
+    from ckptaudit.pickle import _native  # type: ignore[attr-defined]
+
+    repo_src = Path(__file__).resolve().parents[2] / "src"
+    assert not Path(_native.__file__).resolve().is_relative_to(repo_src)

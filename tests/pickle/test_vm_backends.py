@@ -331,3 +331,51 @@ def test_walkers_agree_on_every_step_kind() -> None:
     walkers_agree(b"\x80\x02c__main__\nf\nq\x00)\x81q\x01)R}(X\x01\x00\x00\x00k]ub.", rng)
     # Arguments that are not a tuple: an (args) step.
     walkers_agree(b"\x80\x02c__main__\nf\n](c__main__\ng\n)\x81eR.", rng)
+
+
+# -- the memo: the compiled loop keeps small keys in an array and others in a dict
+
+
+def _long_binput(key: int) -> bytes:
+    return b"r" + key.to_bytes(4, "little")
+
+
+def _long_binget(key: int) -> bytes:
+    return b"j" + key.to_bytes(4, "little")
+
+
+def memo_cases() -> list[bytes]:
+    """Sparse, huge, overwritten, migrated and textual memo keys, and MEMOIZE after them."""
+    grow = bytearray(b"\x80\x04]K\x07" + _long_binput(1500) + b"0")  # 1500: beyond the array
+    for i in range(1200):
+        grow += b"N" + _long_binput(i) + b"0"  # the array grows past 1500: the key moves
+    grow += b"(" + _long_binget(1500) + _long_binget(3) + b"K\x09\x94" + _long_binget(1201)
+    grow += b"e."  # MEMOIZE after 1201 distinct keys stores under 1201
+    return [
+        b"\x80\x02]K\x01" + _long_binput(2**32 - 1) + _long_binget(2**32 - 1) + b"a.",
+        b"\x80\x02]K\x01" + _long_binput(7) + b"K\x02" + _long_binput(7) + _long_binget(7) + b"a.",
+        b"\x80\x04]K\x01" + _long_binput(9) + b"\x94K\x02\x94h\x00h\x01" + b"ee.",
+        bytes(grow),
+        b"(lp0\nI1\np-1\na.",
+        b"(lp0\nI1\np99999999999999999999999\ng99999999999999999999999\na.",
+        b"(lp00\nI1\ng-1\na.",
+        b"(lp1\nI1\np0\ng0\ng1\naa.",
+        b"(lp1\nI1\npx\na.",
+        b"(lp1\ng2\na.",
+        b"p1\n.",
+        b"(lp1\nI1\np1",
+        b"\x80\x02]" + _long_binget(5) + b".",
+    ]
+
+
+@pytest.mark.parametrize("index", range(13))
+def test_memo_edge_cases_agree(index: int) -> None:
+    fast, slow = both(memo_cases()[index])
+    assert fast == slow
+
+
+def test_memo_cases_reach_what_they_test() -> None:
+    """The migrated key and MEMOIZE's key are read back: the root holds them."""
+    result = run_pickle(memo_cases()[3])
+    assert result.complete
+    assert result.root == [7, None, 9, 9]

@@ -68,18 +68,27 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         return container
     top = first[: first.index("/")]
     prefix = top + "/"
-    # miniz looks names up ignoring ASCII case; keep every candidate of a duplicated name.
-    by_name: dict[str, list[ZipEntry]] = {}
+    # miniz looks names up ignoring ASCII case; keep every candidate of a duplicated name. A
+    # name is stored once: as its entry when unique, in a list only when duplicated.
+    by_name: dict[str, ZipEntry | list[ZipEntry]] = {}
     for entry in archive.entries:
-        by_name.setdefault(_record_name(entry.name).lower(), []).append(entry)
+        name = _record_name(entry.name)
+        key = name if name.islower() else name.lower()
+        found = by_name.setdefault(key, entry)
+        if found is not entry:
+            if isinstance(found, list):
+                found.append(entry)
+            else:
+                by_name[key] = [found, entry]
 
     def lookup(record: str) -> list[ZipEntry]:
-        return by_name.get((prefix + record).lower(), [])
+        found = by_name.get((prefix + record).lower())
+        if found is None:
+            return []
+        return found if isinstance(found, list) else [found]
 
-    records = {
-        _record_name(e.name)[len(prefix) :] for e in archive.entries if e.name.startswith(prefix)
-    }
-    if "constants.pkl" in records:
+    script = prefix + "constants.pkl"
+    if any(_record_name(e.name) == script for e in lookup("constants.pkl")):
         container.format = "torchscript"
         container.issues.append(
             ContainerIssue(

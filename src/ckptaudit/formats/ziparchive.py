@@ -28,22 +28,20 @@ _TAIL = 22 + 0xFFFF + 20  # EOCD + longest comment + zip64 locator
 
 
 # A central-directory record's fixed part (46 bytes), without the fields miniz ignores:
-# signature, flags, method, crc, sizes, name/extra/comment lengths, disk, local offset.
-_unpack_central = struct.Struct("<4s4xHH4xIIIHHHH6xI").unpack_from
+# signature, flags, method, sizes, name/extra/comment lengths, disk, local offset. The CRC is
+# not kept: torch does not check it.
+_unpack_central = struct.Struct("<4s4xHH8xIIHHHH6xI").unpack_from
 
 
 class ZipEntry(NamedTuple):
-    """One central-directory record."""
+    """One central-directory record (a directory can hold a million: kept small)."""
 
     name: str
     flags: int
     method: int
-    crc: int
     compressed_size: int
     size: int
     header_offset: int
-    number: int
-    """Position in the central directory."""
 
 
 def find_end_of_central_directory(tail: bytes) -> int:
@@ -116,7 +114,7 @@ class ZipArchive:
         for index in range(count):
             if pos + 46 > len(directory):
                 raise ContainerError(f"zip central directory damaged at entry {index}")
-            (sig, flags, method, crc, csize, usize, nlen, xlen, clen, entry_disk, offset) = (
+            (sig, flags, method, csize, usize, nlen, xlen, clen, entry_disk, offset) = (
                 _unpack_central(directory, pos)
             )
             if sig != _CENTRAL:
@@ -131,7 +129,7 @@ class ZipArchive:
                 raise ContainerError("zip central directory truncated")
             usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
             name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
-            entries.append(ZipEntry(name, flags, method, crc, csize, usize, offset, index))
+            entries.append(ZipEntry(name, flags, method, csize, usize, offset))
             pos += 46 + nlen + xlen + clen
             if pos > len(directory):
                 # miniz refuses an entry whose name, extra field and comment overrun the

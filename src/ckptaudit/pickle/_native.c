@@ -215,30 +215,156 @@ f64be(const unsigned char *p)
     } while (0)
 #define DEPTH() (PyList_GET_SIZE(stack) - fence)
 
-static int
-memo_get(PyObject *memo, PyObject *stack, PyObject *key)
+/* The memo. Real pickles number their memo entries 0, 1, 2, ... so small keys live in an
+ * array (8 bytes each, where a dict entry with its int key costs about 70). A key far beyond
+ * the entries stored so far goes to a dict instead, so a hostile key like 2**32 - 1 cannot
+ * make the array huge: its size stays below twice the number of PUTs plus a constant, and
+ * every PUT costs at least two input bytes. The dict only ever holds keys >= the array's
+ * capacity, so each key lives in exactly one place and `count` is the number of distinct
+ * keys, which MEMOIZE uses as the next key (len(memo) in the Python loop). */
+typedef struct {
+    PyObject **arr;
+    Py_ssize_t cap;
+    PyObject *big;      /* dict of PyLong -> value, or NULL */
+    Py_ssize_t count;   /* distinct keys */
+    Py_ssize_t puts;
+} Memo;
+
+static void
+memo_free(Memo *memo)
 {
-    if (key == NULL)
-        return -1;
-    PyObject *value = PyDict_GetItemWithError(memo, key);
-    if (value == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetObject(PyExc_KeyError, key);
-        Py_DECREF(key);
+    for (Py_ssize_t i = 0; i < memo->cap; i++)
+        Py_XDECREF(memo->arr[i]);
+    PyMem_Free(memo->arr);
+    Py_XDECREF(memo->big);
+    memo->arr = NULL;
+    memo->big = NULL;
+    memo->cap = 0;
+}
+
+/* Grow the array to cover `key`, moving dict entries it now covers. */
+static int
+memo_grow(Memo *memo, size_t key)
+{
+    Py_ssize_t limit = 2 * memo->puts + 1024;
+    Py_ssize_t want = memo->cap * 2 > (Py_ssize_t)key + 1 ? memo->cap * 2 : (Py_ssize_t)key + 1;
+    if (want < 64)
+        want = 64;
+    if (want > limit)
+        want = limit;
+    PyObject **grown = PyMem_Realloc(memo->arr, want * sizeof(PyObject *));
+    if (grown == NULL) {
+        PyErr_NoMemory();
         return -1;
     }
-    Py_DECREF(key);
+    memset(grown + memo->cap, 0, (want - memo->cap) * sizeof(PyObject *));
+    memo->arr = grown;
+    memo->cap = want;
+    if (memo->big != NULL && PyDict_GET_SIZE(memo->big) > 0) {
+        PyObject *keys = PyDict_Keys(memo->big);
+        if (keys == NULL)
+            return -1;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+            PyObject *k = PyList_GET_ITEM(keys, i);
+            size_t at = PyLong_AsSize_t(k);
+            if (at == (size_t)-1 && PyErr_Occurred()) {
+                PyErr_Clear(); /* negative or too big for the array: stays in the dict */
+                continue;
+            }
+            if (at >= (size_t)want)
+                continue;
+            PyObject *v = PyDict_GetItemWithError(memo->big, k);
+            if (v == NULL) {
+                Py_DECREF(keys);
+                return -1;
+            }
+            memo->arr[at] = Py_NewRef(v);
+            if (PyDict_DelItem(memo->big, k) < 0) {
+                Py_DECREF(keys);
+                return -1;
+            }
+        }
+        Py_DECREF(keys);
+    }
+    return 0;
+}
+
+/* Store under a key given as a PyLong (text PUT) or a size_t (binary PUTs); key_obj may be
+ * NULL when the key is a size_t. */
+static int
+memo_store(Memo *memo, size_t key, PyObject *key_obj, PyObject *value)
+{
+    memo->puts++;
+    int small = key_obj == NULL || !(key == (size_t)-1);
+    if (small && key >= (size_t)memo->cap && key < (size_t)(2 * memo->puts + 1024) &&
+        memo_grow(memo, key) < 0)
+        return -1;
+    if (small && key < (size_t)memo->cap) {
+        PyObject *old = memo->arr[key];
+        memo->arr[key] = Py_NewRef(value);
+        if (old == NULL)
+            memo->count++;
+        Py_XDECREF(old);
+        return 0;
+    }
+    if (memo->big == NULL && (memo->big = PyDict_New()) == NULL)
+        return -1;
+    PyObject *k = key_obj ? Py_NewRef(key_obj) : PyLong_FromSize_t(key);
+    if (k == NULL)
+        return -1;
+    Py_ssize_t before = PyDict_GET_SIZE(memo->big);
+    int rc = PyDict_SetItem(memo->big, k, value);
+    Py_DECREF(k);
+    if (rc == 0 && PyDict_GET_SIZE(memo->big) > before)
+        memo->count++;
+    return rc;
+}
+
+/* Push the value stored under key (or raise KeyError(key), as the Python loop's memo[key]). */
+static int
+memo_push(Memo *memo, PyObject *stack, size_t key, PyObject *key_obj)
+{
+    int small = key_obj == NULL || !(key == (size_t)-1);
+    if (small && key < (size_t)memo->cap && memo->arr[key] != NULL)
+        return PyList_Append(stack, memo->arr[key]);
+    PyObject *k = key_obj ? Py_NewRef(key_obj) : PyLong_FromSize_t(key);
+    if (k == NULL)
+        return -1;
+    PyObject *value = memo->big ? PyDict_GetItemWithError(memo->big, k) : NULL;
+    if (value == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_KeyError, k);
+        Py_DECREF(k);
+        return -1;
+    }
+    Py_DECREF(k);
     return PyList_Append(stack, value);
 }
 
-static int
-memo_put(PyObject *memo, PyObject *key, PyObject *value)
+/* A text opcode's decimal argument, parsed as int(raw) parses it; *next is after the line. */
+static PyObject *
+line_int(const unsigned char *data, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *next)
 {
-    if (key == NULL)
-        return -1;
-    int rc = PyDict_SetItem(memo, key, value);
-    Py_DECREF(key);
-    return rc;
+    const unsigned char *nl = memchr(data + pos, '\n', end - pos);
+    if (nl == NULL)
+        return pickle_error("truncated: line argument without newline", pos);
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)data + pos, nl - (data + pos));
+    if (raw == NULL)
+        return NULL;
+    PyObject *value = PyNumber_Long(raw);
+    Py_DECREF(raw);
+    *next = (nl - data) + 1;
+    return value;
+}
+
+/* A key as a size_t, or (size_t)-1 when it has none (negative or huge). */
+static size_t
+key_of(PyObject *key)
+{
+    size_t k = PyLong_AsSize_t(key);
+    if (k == (size_t)-1 && PyErr_Occurred())
+        PyErr_Clear();
+    return k;
 }
 
 /* A list of (key, value) tuples from a flat list of alternating keys and values. */
@@ -261,7 +387,7 @@ pair_up(PyObject *items)
     return pairs;
 }
 
-/* run(machine, data, start, end, stack, metastack, memo, calls, events, persids, first,
+/* run(machine, data, start, end, stack, metastack, calls, events, persids, first,
  *     counts, table) -> (pos, op_pos, exception)
  *
  * Runs until an exception ends the loop (STOP's handler raises one too) and returns it with
@@ -269,15 +395,15 @@ pair_up(PyObject *items)
 static PyObject *
 run(PyObject *self, PyObject *args)
 {
-    PyObject *m, *data_obj, *stack, *metastack, *memo, *calls, *events, *persids, *first;
+    PyObject *m, *data_obj, *stack, *metastack, *calls, *events, *persids, *first;
     PyObject *counts_list, *table;
     Py_ssize_t start, end;
     if (Call_T == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "configure() was not called");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OOnnO!O!O!O!O!O!O!O!O!", &m, &data_obj, &start, &end,
-                          &PyList_Type, &stack, &PyList_Type, &metastack, &PyDict_Type, &memo,
+    if (!PyArg_ParseTuple(args, "OOnnO!O!O!O!O!O!O!O!", &m, &data_obj, &start, &end,
+                          &PyList_Type, &stack, &PyList_Type, &metastack,
                           &PyList_Type, &calls, &PyList_Type, &events, &PyList_Type, &persids,
                           &PyDict_Type, &first, &PyList_Type, &counts_list, &PyList_Type,
                           &table))
@@ -296,6 +422,7 @@ run(PyObject *self, PyObject *args)
     }
     const unsigned char *data = (const unsigned char *)view.buf;
     Py_ssize_t counts[256];
+    Memo memo = {NULL, 0, NULL, 0, 0};
     Py_ssize_t pos = start, op_pos = start, fence = current_fence(metastack);
     unsigned long ticks = 0;
     memset(counts, 0, sizeof counts);
@@ -321,7 +448,7 @@ run(PyObject *self, PyObject *args)
         switch (op) {
         case 104: /* BINGET */
             NEED_BYTES(1);
-            if (memo_get(memo, stack, PyLong_FromLong(data[pos])) < 0)
+            if (memo_push(&memo, stack, data[pos], NULL) < 0)
                 goto error;
             pos += 1;
             break;
@@ -329,8 +456,8 @@ run(PyObject *self, PyObject *args)
             if (DEPTH() <= 0)
                 RAISE_INDEX();
             NEED_BYTES(4);
-            if (memo_put(memo, PyLong_FromUnsignedLong(u32le(data + pos)),
-                         PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1)) < 0)
+            if (memo_store(&memo, u32le(data + pos), NULL,
+                           PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1)) < 0)
                 goto error;
             pos += 4;
             break;
@@ -338,8 +465,8 @@ run(PyObject *self, PyObject *args)
             if (DEPTH() <= 0)
                 RAISE_INDEX();
             NEED_BYTES(1);
-            if (memo_put(memo, PyLong_FromLong(data[pos]),
-                         PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1)) < 0)
+            if (memo_store(&memo, data[pos], NULL,
+                           PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1)) < 0)
                 goto error;
             pos += 1;
             break;
@@ -532,7 +659,7 @@ run(PyObject *self, PyObject *args)
         }
         case 106: /* LONG_BINGET */
             NEED_BYTES(4);
-            if (memo_get(memo, stack, PyLong_FromUnsignedLong(u32le(data + pos))) < 0)
+            if (memo_push(&memo, stack, u32le(data + pos), NULL) < 0)
                 goto error;
             pos += 4;
             break;
@@ -583,8 +710,8 @@ run(PyObject *self, PyObject *args)
         case 148: /* MEMOIZE */
             if (DEPTH() <= 0)
                 RAISE_INDEX();
-            if (memo_put(memo, PyLong_FromSsize_t(PyDict_GET_SIZE(memo)),
-                         PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1)) < 0)
+            if (memo_store(&memo, (size_t)memo.count, NULL,
+                           PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1)) < 0)
                 goto error;
             break;
         case 81: /* BINPERSID */
@@ -605,6 +732,56 @@ run(PyObject *self, PyObject *args)
                 goto error;
             }
             PUSH(node);
+            break;
+        }
+        case 103: /* GET (text): the memo lives here, so its text opcodes do too */
+        {
+            Py_ssize_t next;
+            PyObject *key = line_int(data, pos, end, &next);
+            if (key == NULL)
+                goto error;
+            int rc = memo_push(&memo, stack, key_of(key), key);
+            if (rc < 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
+                /* The handler's message: "memo key N not found" at the opcode. */
+                PyErr_Clear();
+                PyObject *text = PyUnicode_FromFormat("memo key %S not found", key);
+                if (text != NULL) {
+                    pickle_error(PyUnicode_AsUTF8(text), op_pos);
+                    Py_DECREF(text);
+                }
+            }
+            Py_DECREF(key);
+            if (rc < 0)
+                goto error;
+            pos = next;
+            break;
+        }
+        case 112: /* PUT (text) */
+        {
+            Py_ssize_t next;
+            PyObject *key = line_int(data, pos, end, &next);
+            if (key == NULL)
+                goto error;
+            PyObject *zero = PyLong_FromLong(0);
+            int negative = zero ? PyObject_RichCompareBool(key, zero, Py_LT) : -1;
+            Py_XDECREF(zero);
+            if (negative != 0) {
+                Py_DECREF(key);
+                if (negative > 0)
+                    pickle_error("negative PUT argument", op_pos);
+                goto error;
+            }
+            if (DEPTH() <= 0) {
+                Py_DECREF(key);
+                pickle_error("stack underflow", op_pos);
+                goto error;
+            }
+            int rc = memo_store(&memo, key_of(key), key,
+                                PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1));
+            Py_DECREF(key);
+            if (rc < 0)
+                goto error;
+            pos = next;
             break;
         }
         case 115: /* SETITEM on a plain dict; anything else goes to the handler */
@@ -670,6 +847,7 @@ error:
     {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
+        memo_free(&memo);
         PyErr_NormalizeException(&type, &value, &tb);
         if (tb != NULL && value != NULL)
             PyException_SetTraceback(value, tb);
@@ -1145,7 +1323,7 @@ static PyMethodDef methods[] = {
      "configure(Call, PDict, PersId, PickleError, struct_error, Event, append_to, "
      "setitems_on, record_first_mask): register the node classes and helpers."},
     {"run", run, METH_VARARGS,
-     "run(machine, data, start, end, stack, metastack, memo, calls, events, persids, first, "
+     "run(machine, data, start, end, stack, metastack, calls, events, persids, first, "
      "counts, table) -> (pos, op_pos, exception): the compiled dispatch loop."},
     {"configure_walker", configure_walker, METH_VARARGS,
      "configure_walker(Call, PDict, Global, PSet, render_steps, leaf_calls): register the walker's helpers."},

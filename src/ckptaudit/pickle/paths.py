@@ -157,10 +157,9 @@ def render_steps(steps: Sequence[tuple[int, Any, int]]) -> str:
 
 
 def _load_compiled() -> Any:
-    module = native.load()
-    if module is not None:
-        module.configure_walker(Call, PDict, Global, PSet, render_steps, _LEAF_CALLS)
-    return module
+    return native.configured(
+        lambda module: module.configure_walker(Call, PDict, Global, PSet, render_steps, _LEAF_CALLS)
+    )
 
 
 _compiled = _load_compiled()

@@ -221,7 +221,6 @@ class _Machine:
                 self.end,
                 self.stack,
                 self.metastack,
-                self.memo,
                 result.calls,
                 result.events,
                 result.persids,
@@ -1093,13 +1092,12 @@ _INLINE_UNNOTED = frozenset(
 
 def _load_compiled() -> Any:
     """The compiled loop, configured, or None to use the Python one (see native.py)."""
-    module = native.load()
-    if module is not None:
-        mask = bytes(0 if op in _INLINE_UNNOTED else 1 for op in range(256))
-        module.configure(
+    mask = bytes(0 if op in _INLINE_UNNOTED else 1 for op in range(256))
+    return native.configured(
+        lambda module: module.configure(
             Call, PDict, PersId, PickleError, struct.error, Event, _append_to, _setitems_on, mask
         )
-    return module
+    )
 
 
 _compiled = _load_compiled()
