@@ -96,6 +96,7 @@ def machine_info() -> dict[str, str]:
     if r.returncode == 0:
         info.update(json.loads(r.stdout))
     info["bench_venv"] = str(peers.BENCH_VENV)
+    info["ckptaudit_core"] = peers.ckptaudit_core()
     return info
 
 
@@ -233,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     notes.append(
         "wall time includes interpreter start-up and imports; 'in-process s' is the audit "
-        "call alone (Python-call peers only); page cache warm; tool order rotated per round"
+        "call alone (Python-call peers only); page cache warm; tool order rotated per round; "
+        "ckptaudit runs from src/ with its bytecode compiled first, as an installed package has it"
     )
     t0 = time.perf_counter()
     cells = run_all(args.corpus, targets, tools, args.runs, args.timeout, args.slow)
