@@ -387,6 +387,19 @@ pair_up(PyObject *items)
     return pairs;
 }
 
+/* Extend `dst` (a plain dict's pairs or a plain list) with `seq`; for any other target
+ * (dst NULL) hand the operation to the Python helper, which records it as an event. */
+static int
+extend_or_delegate(PyObject *dst, PyObject *helper, PyObject *m, PyObject *target,
+                   PyObject *seq, PyObject *opname, Py_ssize_t pos)
+{
+    if (dst != NULL)
+        return PyList_SetSlice(dst, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, seq);
+    PyObject *r = PyObject_CallFunction(helper, "OOOOn", m, target, seq, opname, pos);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
 /* run(machine, data, start, end, stack, metastack, calls, events, persids, first,
  *     counts, table) -> (pos, op_pos, exception)
  *
@@ -514,18 +527,8 @@ run(PyObject *self, PyObject *args)
             Py_DECREF(items);
             if (pairs == NULL)
                 goto error;
-            int rc;
-            if (Py_IS_TYPE(target, PDict_T)) {
-                PyObject *dst = SLOT(target, pdict_pairs_off);
-                rc = dst ? PyList_SetSlice(dst, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, pairs) : -1;
-                if (dst == NULL)
-                    PyErr_SetString(PyExc_AttributeError, "pairs");
-            } else {
-                PyObject *r = PyObject_CallFunction(setitems_on, "OOOOn", m, target, pairs,
-                                                    s_SETITEMS, pos);
-                rc = r ? 0 : -1;
-                Py_XDECREF(r);
-            }
+            PyObject *dst = Py_IS_TYPE(target, PDict_T) ? SLOT(target, pdict_pairs_off) : NULL;
+            int rc = extend_or_delegate(dst, setitems_on, m, target, pairs, s_SETITEMS, pos);
             Py_DECREF(pairs);
             if (rc < 0)
                 goto error;
@@ -680,15 +683,8 @@ run(PyObject *self, PyObject *args)
                 RAISE_INDEX();
             }
             PyObject *target = PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1);
-            int rc;
-            if (PyList_CheckExact(target)) {
-                rc = PyList_SetSlice(target, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, items);
-            } else {
-                PyObject *r = PyObject_CallFunction(append_to, "OOOOn", m, target, items,
-                                                    s_APPENDS, pos);
-                rc = r ? 0 : -1;
-                Py_XDECREF(r);
-            }
+            PyObject *dst = PyList_CheckExact(target) ? target : NULL;
+            int rc = extend_or_delegate(dst, append_to, m, target, items, s_APPENDS, pos);
             Py_DECREF(items);
             if (rc < 0)
                 goto error;
