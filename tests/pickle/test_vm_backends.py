@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from hostile_cases import CASES
+from hypothesis import given, settings
+from pickle_strategies import opcode_soup
 
 from ckptaudit.pickle import Call, Global, Opaque, PDict, PersId, PSet, paths, vm
 from ckptaudit.pickle.vm import Event, PickleResult, run_pickle
@@ -379,3 +381,11 @@ def test_memo_cases_reach_what_they_test() -> None:
     result = run_pickle(memo_cases()[3])
     assert result.complete
     assert result.root == [7, None, 9, 9]
+
+
+@settings(max_examples=600, derandomize=True, deadline=None, database=None)
+@given(opcode_soup())
+def test_opcode_soups_agree(data: bytes) -> None:
+    """Random opcode sequences with boundary arguments: odd stacks, marks and memo keys."""
+    fast, slow = both(data)
+    assert fast == slow

@@ -710,10 +710,12 @@ run(PyObject *self, PyObject *args)
                            PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1)) < 0)
                 goto error;
             break;
-        case 81: /* BINPERSID */
+        case 81: /* BINPERSID (a handler in the Python loop: its error, its message) */
         {
-            if (DEPTH() <= 0)
-                RAISE_INDEX();
+            if (DEPTH() <= 0) {
+                pickle_error("stack underflow", op_pos);
+                goto error;
+            }
             PyObject *off = PyLong_FromSsize_t(op_pos);
             PyObject *node = off ? PersId_T->tp_alloc(PersId_T, 0) : NULL;
             if (node == NULL) {
