@@ -423,3 +423,49 @@ def test_compiled_core_leaks_nothing() -> None:
     finally:
         tracemalloc.stop()
     assert after - before < 4096
+
+
+# -- whole audits
+
+
+def reports_on_both_cores(data: bytes, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON report of one file with the compiled core and with the Python one."""
+    import ckptaudit
+    from ckptaudit.report.json import report_dict
+
+    def audit() -> dict[str, Any]:
+        doc = report_dict(ckptaudit.audit_bytes(data, name=name))
+        doc["stats"].pop("seconds")
+        return doc
+
+    fast = audit()
+    saved = vm._compiled, paths._compiled
+    vm._compiled = paths._compiled = None
+    try:
+        slow = audit()
+    finally:
+        vm._compiled, paths._compiled = saved
+    return fast, slow
+
+
+def test_whole_audits_agree_on_the_hostile_catalogue() -> None:
+    for case in CASES:
+        fast, slow = reports_on_both_cores(case.data, case.filename)
+        assert fast == slow, case.name
+
+
+def test_whole_audits_agree_on_torch_checkpoints() -> None:
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
+    objects = [
+        model.state_dict(),
+        {"model": model, "meta": Point(), "when": datetime.datetime(2024, 1, 2)},
+        {"queue": collections.deque([Point(), 2]), "ns": {"a": [torch.ones(2)] * 3}},
+    ]
+    for index, value in enumerate(objects):
+        for zipped in (True, False):
+            buf = io.BytesIO()
+            torch.save(value, buf, _use_new_zipfile_serialization=zipped)
+            fast, slow = reports_on_both_cores(buf.getvalue(), f"m{index}.pt")
+            assert fast == slow
+            assert fast["findings"] or index == 0
