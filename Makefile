@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := build/demo
 
-.PHONY: demo test lint typecheck unit sanitize clean policy
+.PHONY: demo test lint typecheck unit sanitize compat clean policy
 
 $(STAMP): pyproject.toml setup.py requirements-dev.txt src/ckptaudit/pickle/_native.c
 	python3 -m venv $(VENV)
@@ -40,7 +40,11 @@ unit: $(STAMP)
 sanitize: $(STAMP)
 	PY=$(PY) tools/sanitize.sh
 
-test: lint typecheck unit sanitize
+# The torch-free tests on the other CPython versions this machine has (the C API differs).
+compat: $(STAMP)
+	tools/other_pythons.sh
+
+test: lint typecheck unit sanitize compat
 
 # Regenerate the torch policy table from the installed torch (see tools/gen_policy.py).
 policy: $(STAMP)

@@ -4,7 +4,8 @@
 # parses untrusted files is a security bug, so this runs in `make test` wherever gcc ships
 # the sanitizer runtimes (it skips with a message elsewhere).
 #
-# The sanitized build goes to a scratch copy of src/, so the normal build is left alone.
+# The sanitized build goes to a scratch copy of src/, so the normal build is left alone. It
+# also compiles with -Wall -Wextra -Werror: a new compiler warning fails the build here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
@@ -21,7 +22,7 @@ find "$WORK/src" -name '*.so' -delete
 cp setup.py pyproject.toml README.md "$WORK/"
 (
     cd "$WORK"
-    CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1" \
+    CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1 -Wall -Wextra -Wno-unused-parameter -Werror" \
         "$OLDPWD/$PY" setup.py -q build_ext --inplace >/dev/null
 )
 # detect_leaks=0: CPython keeps interned objects alive at exit by design.

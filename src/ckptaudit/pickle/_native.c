@@ -1331,8 +1331,9 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_native",
-    "The pickle emulator's dispatch loop, compiled (see vm.py for the reference).", -1,
-    methods};
+    "The pickle emulator's dispatch loop and the path walker, compiled (vm.py and paths.py "
+    "are the reference).",
+    -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC
 PyInit__native(void)
