@@ -205,14 +205,23 @@ f64be(const unsigned char *p)
     return d;
 }
 
+/* Append a new reference to a list and drop ours; a NULL item (a failed call) is an error. */
+static int
+append_new(PyObject *list, PyObject *item)
+{
+    if (item == NULL)
+        return -1;
+    int rc = PyList_Append(list, item);
+    Py_DECREF(item);
+    return rc;
+}
+
 /* Raise what an out-of-range read raises in the Python loop. */
 #define RAISE_INDEX() do { PyErr_SetNone(PyExc_IndexError); goto error; } while (0)
 #define NEED_BYTES(k) do { if (pos + (k) > end) { \
         if ((k) == 1) RAISE_INDEX(); \
         PyErr_SetString(StructError, "unpack_from requires a buffer"); goto error; } } while (0)
-#define PUSH(v) do { PyObject *v_ = (v); if (v_ == NULL) goto error; \
-        if (PyList_Append(stack, v_) < 0) { Py_DECREF(v_); goto error; } Py_DECREF(v_); \
-    } while (0)
+#define PUSH(v) do { if (append_new(stack, (v)) < 0) goto error; } while (0)
 #define DEPTH() (PyList_GET_SIZE(stack) - fence)
 
 /* The memo. Real pickles number their memo entries 0, 1, 2, ... so small keys live in an
@@ -495,14 +504,8 @@ run(PyObject *self, PyObject *args)
             break;
         case 40: /* MARK */
             fence = PyList_GET_SIZE(stack);
-            {
-                PyObject *f = PyLong_FromSsize_t(fence);
-                if (f == NULL || PyList_Append(metastack, f) < 0) {
-                    Py_XDECREF(f);
-                    goto error;
-                }
-                Py_DECREF(f);
-            }
+            if (append_new(metastack, PyLong_FromSsize_t(fence)) < 0)
+                goto error;
             break;
         case 125: /* EMPTY_DICT */
             PUSH(new_pdict());
@@ -594,11 +597,7 @@ run(PyObject *self, PyObject *args)
             } else {
                 PyObject *ev = PyObject_CallFunction(Event, "OOn", s_BUILD, target, op_pos);
                 Py_DECREF(state);
-                if (ev == NULL)
-                    goto error;
-                int rc = PyList_Append(events, ev);
-                Py_DECREF(ev);
-                if (rc < 0)
+                if (append_new(events, ev) < 0)
                     goto error;
             }
             break;
