@@ -159,7 +159,7 @@ def summarize(value: Any) -> str:
     if t is tuple:
         return f"tuple[{len(value)} items]"
     if t is PDict:
-        return f"dict[{len(value.pairs)} keys]"
+        return f"dict[{len(value)} keys]"
     if t is PSet:
         return f"{'frozenset' if value.frozen else 'set'}[{len(value.items)} items]"
     if t is Global:

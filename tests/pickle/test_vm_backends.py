@@ -67,7 +67,7 @@ def snapshot(result: PickleResult) -> list[Any]:
         if type(node) in (list, tuple):
             fields = [(str(i), v) for i, v in enumerate(node)]
         elif type(node) is PDict:
-            fields = [("pairs", node.pairs)]
+            fields = [("flat", node.flat)]
         elif type(node) is PSet:
             fields = [("frozen", node.frozen), ("items", node.items)]
         elif type(node) in (Global, Call, PersId, Opaque):
@@ -262,7 +262,7 @@ def all_nodes(result: PickleResult) -> list[Any]:
         if type(node) in (list, tuple):
             todo.extend(node)
         elif type(node) is PDict:
-            todo.extend(node.pairs)
+            todo.extend(node.flat)
         elif type(node) is PSet:
             todo.extend(node.items)
         elif type(node) is Call:

@@ -35,7 +35,7 @@ def shape_kind(node: Any) -> Kind:
     if type(state) is tuple and len(state) == 2 and type(state[1]) is PDict:
         state = state[0] if type(state[0]) is PDict else state[1]
     if node.builds and type(state) is PDict:
-        keys = {k for k, _ in state.pairs if isinstance(k, str)}
+        keys = {k for k in state.flat[0::2] if isinstance(k, str)}
         if {"_parameters", "_modules"} <= keys or {"_parameters", "_buffers"} <= keys:
             return Kind.MODULE
         return Kind.DATACLASS

@@ -26,7 +26,7 @@ static const char *call_slot_names[C_NSLOTS] = {
     "func", "args", "kwargs", "opcode", "offset", "state", "builds", "build_offset", "items",
     "setitems"};
 static Py_ssize_t call_off[C_NSLOTS];
-static Py_ssize_t pdict_pairs_off;
+static Py_ssize_t pdict_flat_off;  /* PDict.flat: key0, value0, key1, value1, ... */
 enum { P_PID, P_OFFSET, P_OPCODE, P_NSLOTS };
 static const char *persid_slot_names[P_NSLOTS] = {"pid", "offset", "opcode"};
 static Py_ssize_t persid_off[P_NSLOTS];
@@ -82,7 +82,7 @@ configure(PyObject *self, PyObject *args)
     for (int i = 0; i < P_NSLOTS; i++)
         if (slot_offset(PersId_T, persid_slot_names[i], &persid_off[i]) < 0)
             return NULL;
-    if (slot_offset(PDict_T, "pairs", &pdict_pairs_off) < 0)
+    if (slot_offset(PDict_T, "flat", &pdict_flat_off) < 0)
         return NULL;
     if (!PyBytes_Check(mask) || PyBytes_GET_SIZE(mask) != 256) {
         PyErr_SetString(PyExc_TypeError, "mask must be 256 bytes");
@@ -126,13 +126,13 @@ new_call(PyObject *func, PyObject *cargs, PyObject *opcode, Py_ssize_t offset)
 static PyObject *
 new_pdict(void)
 {
-    PyObject *pairs = PyList_New(0);
-    PyObject *node = pairs ? PDict_T->tp_alloc(PDict_T, 0) : NULL;
+    PyObject *flat = PyList_New(0);
+    PyObject *node = flat ? PDict_T->tp_alloc(PDict_T, 0) : NULL;
     if (node == NULL) {
-        Py_XDECREF(pairs);
+        Py_XDECREF(flat);
         return NULL;
     }
-    SLOT(node, pdict_pairs_off) = pairs;
+    SLOT(node, pdict_flat_off) = flat;
     return node;
 }
 
@@ -376,27 +376,7 @@ key_of(PyObject *key)
     return k;
 }
 
-/* A list of (key, value) tuples from a flat list of alternating keys and values. */
-static PyObject *
-pair_up(PyObject *items)
-{
-    Py_ssize_t n = PyList_GET_SIZE(items) / 2;
-    PyObject *pairs = PyList_New(n);
-    if (pairs == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *t = PyTuple_Pack(2, PyList_GET_ITEM(items, 2 * i),
-                                   PyList_GET_ITEM(items, 2 * i + 1));
-        if (t == NULL) {
-            Py_DECREF(pairs);
-            return NULL;
-        }
-        PyList_SET_ITEM(pairs, i, t);
-    }
-    return pairs;
-}
-
-/* Extend `dst` (a plain dict's pairs or a plain list) with `seq`; for any other target
+/* Extend `dst` (a plain dict's flat keys and values, or a plain list) with `seq`; for any other target
  * (dst NULL) hand the operation to the Python helper, which records it as an event. */
 static int
 extend_or_delegate(PyObject *dst, PyObject *helper, PyObject *m, PyObject *target,
@@ -526,13 +506,9 @@ run(PyObject *self, PyObject *args)
                 RAISE_INDEX();
             }
             PyObject *target = PyList_GET_ITEM(stack, PyList_GET_SIZE(stack) - 1);
-            PyObject *pairs = pair_up(items);
+            PyObject *dst = Py_IS_TYPE(target, PDict_T) ? SLOT(target, pdict_flat_off) : NULL;
+            int rc = extend_or_delegate(dst, setitems_on, m, target, items, s_SETITEMS, pos);
             Py_DECREF(items);
-            if (pairs == NULL)
-                goto error;
-            PyObject *dst = Py_IS_TYPE(target, PDict_T) ? SLOT(target, pdict_pairs_off) : NULL;
-            int rc = extend_or_delegate(dst, setitems_on, m, target, pairs, s_SETITEMS, pos);
-            Py_DECREF(pairs);
             if (rc < 0)
                 goto error;
             break;
@@ -792,15 +768,14 @@ run(PyObject *self, PyObject *args)
             }
             Py_ssize_t n = PyList_GET_SIZE(stack);
             PyObject *target = PyList_GET_ITEM(stack, n - need);
-            if (op == 115 && Py_IS_TYPE(target, PDict_T) && SLOT(target, pdict_pairs_off)) {
-                PyObject *pair = PyTuple_New(2);
-                if (pair == NULL)
-                    goto error;
-                PyTuple_SET_ITEM(pair, 0, PyList_GET_ITEM(stack, n - 2)); /* moved */
-                PyTuple_SET_ITEM(pair, 1, PyList_GET_ITEM(stack, n - 1));
-                Py_SET_SIZE(stack, n - 2);
-                int rc = PyList_Append(SLOT(target, pdict_pairs_off), pair);
-                Py_DECREF(pair);
+            if (op == 115 && Py_IS_TYPE(target, PDict_T) && SLOT(target, pdict_flat_off)) {
+                PyObject *flat = SLOT(target, pdict_flat_off);
+                PyObject *value = pop_top(stack), *key = pop_top(stack);
+                int rc = PyList_Append(flat, key);
+                if (rc == 0)
+                    rc = PyList_Append(flat, value);
+                Py_DECREF(key);
+                Py_DECREF(value);
                 if (rc < 0)
                     goto error;
                 break;
@@ -885,7 +860,9 @@ static PyTypeObject *Global_T = NULL, *PSet_T = NULL;
 static Py_ssize_t global_module_off, global_name_off, pset_items_off;
 static PyObject *render_steps = NULL, *leaf_calls = NULL;
 
-enum { K_ITEM, K_DICT_KEY, K_DICT_VALUE, K_FIELD, K_ARG, K_ARGS, K_KWARG, K_CALL, K_SETSTATE };
+/* In the order of paths.py's step kinds. */
+enum { K_ITEM, K_DICT_KEY, K_DICT_VALUE, K_FIELD, K_ARG, K_ARGS, K_KWARG, K_CALL, K_SETSTATE,
+       K_SETITEM_VALUE };
 
 typedef struct { Py_ssize_t parent; int kind; PyObject *where; Py_ssize_t index; } Step;
 typedef struct { PyObject *node; Py_ssize_t step; } Todo;
@@ -1021,7 +998,24 @@ push_items(Walk *w, PyObject *seq, Py_ssize_t parent, int kind)
     return 0;
 }
 
-/* Children of a list of (key, value) pairs: the key (when not a primitive), then the value. */
+/* Children of a dict's flat keys and values (PDict.flat): each key (when not a primitive),
+ * then its value. */
+static int
+push_flat(Walk *w, PyObject *flat, Py_ssize_t parent, int value_kind, int with_keys)
+{
+    if (flat == NULL || !PyList_Check(flat))
+        return 0;
+    for (Py_ssize_t i = PyList_GET_SIZE(flat) / 2 - 1; i >= 0; i--) {
+        PyObject *k = PyList_GET_ITEM(flat, 2 * i), *v = PyList_GET_ITEM(flat, 2 * i + 1);
+        if (push(w, v, parent, value_kind, flat, i) < 0)
+            return -1;
+        if (with_keys && !is_primitive(k) && push(w, k, parent, K_DICT_KEY, flat, i) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Children of a list of (key, value) pairs (a Call's setitems), in the same order. */
 static int
 push_pairs(Walk *w, PyObject *pairs, Py_ssize_t parent, int value_kind, int with_keys)
 {
@@ -1041,9 +1035,9 @@ push_pairs(Walk *w, PyObject *pairs, Py_ssize_t parent, int value_kind, int with
 }
 
 static inline PyObject *
-pairs_of(PyObject *pdict)
+flat_of(PyObject *pdict)
 {
-    return Py_IS_TYPE(pdict, PDict_T) ? SLOT(pdict, pdict_pairs_off) : NULL;
+    return Py_IS_TYPE(pdict, PDict_T) ? SLOT(pdict, pdict_flat_off) : NULL;
 }
 
 /* BUILD state: fields of a dict state, both dicts of a (dict, slots) state, else the whole
@@ -1052,13 +1046,13 @@ static int
 push_state(Walk *w, PyObject *state, Py_ssize_t parent)
 {
     if (Py_IS_TYPE(state, PDict_T))
-        return push_pairs(w, pairs_of(state), parent, K_FIELD, 0);
+        return push_flat(w, flat_of(state), parent, K_FIELD, 0);
     if (PyTuple_CheckExact(state) && PyTuple_GET_SIZE(state) == 2) {
         PyObject *a = PyTuple_GET_ITEM(state, 0), *b = PyTuple_GET_ITEM(state, 1);
         if ((a == Py_None || Py_IS_TYPE(a, PDict_T)) && Py_IS_TYPE(b, PDict_T)) {
-            if (push_pairs(w, pairs_of(b), parent, K_FIELD, 0) < 0)
+            if (push_flat(w, flat_of(b), parent, K_FIELD, 0) < 0)
                 return -1;
-            return a == Py_None ? 0 : push_pairs(w, pairs_of(a), parent, K_FIELD, 0);
+            return a == Py_None ? 0 : push_flat(w, flat_of(a), parent, K_FIELD, 0);
         }
     }
     return push(w, state, parent, K_SETSTATE, NULL, 0);
@@ -1103,14 +1097,14 @@ push_call(Walk *w, PyObject *node, Py_ssize_t parent)
             return leaf < 0 ? -1 : 0;
     }
     /* Pushed last-first: setitems, items, state, kwargs, args, func. */
-    if (truthy(setitems) && push_pairs(w, setitems, parent, K_DICT_VALUE, 1) < 0)
+    if (truthy(setitems) && push_pairs(w, setitems, parent, K_SETITEM_VALUE, 1) < 0)
         return -1;
     if (truthy(items) && push_items(w, items, parent, K_ITEM) < 0)
         return -1;
     if (truthy(SLOT(node, call_off[C_BUILDS])) && state != NULL && push_state(w, state, parent) < 0)
         return -1;
     if (kwargs != NULL && Py_IS_TYPE(kwargs, PDict_T) &&
-        push_pairs(w, pairs_of(kwargs), parent, K_KWARG, 0) < 0)
+        push_flat(w, flat_of(kwargs), parent, K_KWARG, 0) < 0)
         return -1;
     if (args != NULL && PyTuple_CheckExact(args)) {
         if (push_items(w, args, parent, K_ARG) < 0)
@@ -1267,7 +1261,7 @@ locate(PyObject *self, PyObject *args)
         if (t == &PyList_Type || t == &PyTuple_Type)
             r = push_items(&w, node, item.step, K_ITEM);
         else if (t == PDict_T)
-            r = push_pairs(&w, pairs_of(node), item.step, K_DICT_VALUE, 1);
+            r = push_flat(&w, flat_of(node), item.step, K_DICT_VALUE, 1);
         else if (t == Call_T)
             r = push_call(&w, node, item.step);
         else if (t == PSet_T)
@@ -1304,7 +1298,7 @@ configure_walker(PyObject *self, PyObject *args)
     for (int i = 0; i < C_NSLOTS; i++)
         if (slot_offset(Call_T, call_slot_names[i], &call_off[i]) < 0)
             return NULL;
-    if (slot_offset(PDict_T, "pairs", &pdict_pairs_off) < 0)
+    if (slot_offset(PDict_T, "flat", &pdict_flat_off) < 0)
         return NULL;
     if (slot_offset(Global_T, "module", &global_module_off) < 0 ||
         slot_offset(Global_T, "name", &global_name_off) < 0 ||

@@ -88,12 +88,26 @@ class PersId:
 
 
 class PDict:
-    """A dict, as the (key, value) pairs set on it, in order."""
+    """A dict, as the keys and values set on it, in order.
 
-    __slots__ = ("pairs",)
+    ``flat`` holds them alternately (key0, value0, key1, value1, ...): an object-heavy pickle
+    makes millions of dict entries, and a (key, value) tuple for each would cost more memory
+    than most of the values it holds.
+    """
+
+    __slots__ = ("flat",)
 
     def __init__(self) -> None:
-        self.pairs: list[tuple[Any, Any]] = []
+        self.flat: list[Any] = []
+
+    @property
+    def pairs(self) -> list[tuple[Any, Any]]:
+        """The (key, value) pairs, in order (a new list on each call)."""
+        flat = self.flat
+        return list(zip(flat[0::2], flat[1::2], strict=False))
+
+    def __len__(self) -> int:
+        return len(self.flat) // 2
 
 
 class PSet:

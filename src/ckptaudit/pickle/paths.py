@@ -124,7 +124,8 @@ _PRIMITIVE_TYPES = frozenset({str, int, float, bool, bytes, bytearray, complex, 
     _KWARG,
     _CALL,
     _SETSTATE,
-) = range(9)
+    _SETITEM_VALUE,
+) = range(10)
 
 
 def _segment(kind: int, where: Any, index: int) -> str:
@@ -133,17 +134,21 @@ def _segment(kind: int, where: Any, index: int) -> str:
         return f"[{index}]"
     if kind == _DICT_KEY:
         return f".keys()[{index}]"
+    # A dict's keys and values alternate in its flat list (PDict.flat); a Call's setitems
+    # are (key, value) tuples.
     if kind == _DICT_VALUE:
+        return render_key(where[2 * index])
+    if kind == _SETITEM_VALUE:
         return render_key(where[index][0])
     if kind == _FIELD:
-        key = where[index][0]
+        key = where[2 * index]
         return f".{key}" if isinstance(key, str) and key.isidentifier() else render_key(key)
     if kind == _ARG:
         return f"(arg {index})"
     if kind == _ARGS:
         return "(args)"
     if kind == _KWARG:
-        return f"(arg {where[index][0]})"
+        return f"(arg {where[2 * index]})"
     if kind == _CALL:
         return ".__call__"
     if kind == _SETSTATE:
@@ -227,9 +232,10 @@ def _locate_python(
                 if type(child) not in prims and (id(child) not in seen or id(child) in wanted):
                     push((child, (chain, f"[{i}]")))
         elif t is PDict:
-            pairs = node.pairs
-            for i in range(len(pairs) - 1, -1, -1):
-                k, v = pairs[i]
+            flat = node.flat
+            for i in range(len(flat) // 2 - 1, -1, -1):
+                k = flat[2 * i]
+                v = flat[2 * i + 1]
                 if type(v) not in prims and (id(v) not in seen or id(v) in wanted):
                     push((v, (chain, render_key(k))))
                 if type(k) not in prims:
@@ -245,9 +251,10 @@ def _locate_python(
         ):
             # The commonest object: a class, arguments and a dict of fields. Build segments
             # only for fields that can hold something (most fields are numbers and strings).
-            pairs = node.state.pairs
-            for i in range(len(pairs) - 1, -1, -1):
-                k, v = pairs[i]
+            flat = node.state.flat
+            for i in range(len(flat) // 2 - 1, -1, -1):
+                k = flat[2 * i]
+                v = flat[2 * i + 1]
                 if type(v) not in prims and (id(v) not in seen or id(v) in wanted):
                     segment = f".{k}" if type(k) is str and k.isidentifier() else render_key(k)
                     push((v, (chain, segment)))

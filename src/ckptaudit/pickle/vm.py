@@ -334,11 +334,10 @@ class _Machine:
                     if len(stack) <= fence:
                         raise IndexError
                     target = stack[-1]
-                    pairs = list(zip(items[::2], items[1::2], strict=True))
                     if type(target) is PDict:
-                        target.pairs.extend(pairs)
+                        target.flat.extend(items)
                     else:
-                        _setitems_on(self, target, pairs, "SETITEMS", pos)
+                        _setitems_on(self, target, items, "SETITEMS", pos)
                 elif op == 74:  # BININT
                     append(_unpack_i(data, pos)[0])
                     pos += 4
@@ -783,7 +782,7 @@ def _dict(m: _Machine, pos: int) -> int:
     if len(items) % 2:
         raise PickleError("odd number of items for DICT", pos - 1)
     node = PDict()
-    node.pairs = list(zip(items[::2], items[1::2], strict=True))
+    node.flat = items
     m.stack.append(node)
     return pos
 
@@ -827,14 +826,15 @@ def _appends(m: _Machine, pos: int) -> int:
     return pos
 
 
-def _setitems_on(m: _Machine, target: Any, pairs: list[tuple[Any, Any]], op: str, pos: int) -> None:
+def _setitems_on(m: _Machine, target: Any, items: list[Any], op: str, pos: int) -> None:
+    """Set keys and values (alternating in ``items``) on a dict, or record the operation."""
     if type(target) is PDict:
-        target.pairs.extend(pairs)
+        target.flat.extend(items)
         return
     if isinstance(target, Call):
         if target.setitems is None:
             target.setitems = []
-        target.setitems.extend(pairs)
+        target.setitems.extend(zip(items[::2], items[1::2], strict=True))
     m.result.events.append(Event(op, target, pos - 1))
 
 
@@ -842,7 +842,7 @@ def _setitems_on(m: _Machine, target: Any, pairs: list[tuple[Any, Any]], op: str
 def _setitem(m: _Machine, pos: int) -> int:
     value = m.pop(pos)
     key = m.pop(pos)
-    _setitems_on(m, m.top(pos), [(key, value)], "SETITEM", pos)
+    _setitems_on(m, m.top(pos), [key, value], "SETITEM", pos)
     return pos
 
 
@@ -851,7 +851,7 @@ def _setitems(m: _Machine, pos: int) -> int:
     items = m.pop_mark(pos)
     if len(items) % 2:
         raise PickleError("odd number of items for SETITEMS", pos - 1)
-    _setitems_on(m, m.top(pos), list(zip(items[::2], items[1::2], strict=True)), "SETITEMS", pos)
+    _setitems_on(m, m.top(pos), items, "SETITEMS", pos)
     return pos
 
 
