@@ -2,9 +2,10 @@
 
 Primitives (None, bool, int, float, str, bytes, bytearray) and the plain containers list and
 tuple are kept as native Python values: they carry no behaviour. Dicts and sets are nodes that
-keep their keys, values and items in lists, so that no key is ever hashed (hash collisions are an attack,
-and an unhashable key is a finding, not a crash). Everything that would run code in a real
-unpickler (globals, calls, persistent ids) is a node that only records what was asked.
+keep their keys, values and items in lists, so that no key is ever hashed (hash collisions
+are an attack, and an unhashable key is a finding, not a crash). Everything that would run
+code in a real unpickler (globals, calls, persistent ids) is a node that only records what
+was asked.
 """
 
 from __future__ import annotations
