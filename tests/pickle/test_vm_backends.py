@@ -8,11 +8,13 @@ thousands of deterministic mutants of both.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime
 import io
 import pickle
 import pickletools
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -81,15 +83,22 @@ def snapshot(result: PickleResult) -> list[Any]:
     return tokens
 
 
+@contextlib.contextmanager
+def python_core() -> Iterator[None]:
+    """Run the block on the pure-Python loop and walker."""
+    saved = vm._compiled, paths._compiled
+    vm._compiled = paths._compiled = None
+    try:
+        yield
+    finally:
+        vm._compiled, paths._compiled = saved
+
+
 def both(data: bytes, start: int = 0) -> tuple[list[Any], list[Any]]:
     """Snapshots of the compiled and the Python loop on the same input."""
     fast = snapshot(run_pickle(data, start))
-    saved = vm._compiled
-    vm._compiled = None
-    try:
+    with python_core():
         slow = snapshot(run_pickle(data, start))
-    finally:
-        vm._compiled = saved
     return fast, slow
 
 
@@ -439,12 +448,8 @@ def reports_on_both_cores(data: bytes, name: str) -> tuple[dict[str, Any], dict[
         return doc
 
     fast = audit()
-    saved = vm._compiled, paths._compiled
-    vm._compiled = paths._compiled = None
-    try:
+    with python_core():
         slow = audit()
-    finally:
-        vm._compiled, paths._compiled = saved
     return fast, slow
 
 

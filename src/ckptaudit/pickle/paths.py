@@ -39,6 +39,11 @@ def render_key(key: Any) -> str:
     return f"[<{type(key).__name__}>]"
 
 
+def _attribute_segment(key: Any) -> str:
+    """The step to a field of BUILD state: ``.name``, or ``['not an identifier']``."""
+    return f".{key}" if isinstance(key, str) and key.isidentifier() else render_key(key)
+
+
 def _render(chain: _Chain) -> str:
     parts: list[str] = []
     while chain is not None:
@@ -51,10 +56,7 @@ def _render(chain: _Chain) -> str:
 def _state_children(state: Any) -> list[tuple[Any, str]]:
     """Children of BUILD state: attributes for dict state, slots too for (dict, slots)."""
     if type(state) is PDict:
-        return [
-            (v, f".{k}" if isinstance(k, str) and k.isidentifier() else render_key(k))
-            for k, v in state.pairs
-        ]
+        return [(v, _attribute_segment(k)) for k, v in state.pairs]
     if (
         type(state) is tuple
         and len(state) == 2
@@ -141,8 +143,7 @@ def _segment(kind: int, where: Any, index: int) -> str:
     if kind == _SETITEM_VALUE:
         return render_key(where[index][0])
     if kind == _FIELD:
-        key = where[2 * index]
-        return f".{key}" if isinstance(key, str) and key.isidentifier() else render_key(key)
+        return _attribute_segment(where[2 * index])
     if kind == _ARG:
         return f"(arg {index})"
     if kind == _ARGS:
@@ -256,8 +257,7 @@ def _locate_python(
                 k = flat[2 * i]
                 v = flat[2 * i + 1]
                 if type(v) not in prims and (id(v) not in seen or id(v) in wanted):
-                    segment = f".{k}" if type(k) is str and k.isidentifier() else render_key(k)
-                    push((v, (chain, segment)))
+                    push((v, (chain, _attribute_segment(k))))
             args = node.args
             for i in range(len(args) - 1, -1, -1):
                 child = args[i]
