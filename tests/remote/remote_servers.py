@@ -144,13 +144,15 @@ def _handler(state: HttpServer) -> type[BaseHTTPRequestHandler]:
                     chunk = handle.read(min(left, 256 << 10))
                     if not chunk:
                         break
+                    # Tallied before the write: once the client holds the bytes, the tally
+                    # must already count them (tests compare the two without waiting).
+                    with state.lock:
+                        state.sent[self.path] = state.sent.get(self.path, 0) + len(chunk)
                     try:
                         self.wfile.write(chunk)
                     except (BrokenPipeError, ConnectionResetError):
                         self.close_connection = True
                         return
-                    with state.lock:
-                        state.sent[self.path] = state.sent.get(self.path, 0) + len(chunk)
                     left -= len(chunk)
 
     return Handler
