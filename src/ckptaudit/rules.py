@@ -76,6 +76,16 @@ _ALL = (
         fix="Re-save the checkpoint with torch.save.",
     ),
     Rule(
+        code="CKA106",
+        category="polyglot",
+        severity=Severity.INFO,
+        summary="The bytes are valid in more than one format.",
+        why="torch reads one interpretation (a tar before anything else), a tool that sniffs "
+        "another way reads the other; scanners have been bypassed this way. Every "
+        "interpretation is audited.",
+        fix="Do not load the file; re-save the checkpoint with torch.save.",
+    ),
+    Rule(
         code="CKA201",
         category="not-allowlisted",
         severity=Severity.INCOMPATIBLE,

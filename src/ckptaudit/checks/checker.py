@@ -6,13 +6,14 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckptaudit.checks.shapes import is_enum_shape, shape_kind
+from ckptaudit.checks.shapes import is_enum_shape, is_mapping_subclass_shape, shape_kind
 from ckptaudit.checks.types import (
     BUILD_ALWAYS,
     INVOKES_ARGUMENT,
     SETITEM_TYPES,
     brief,
     is_tensor_rebuild,
+    planted_methods,
     runtime_type,
     torch_global_name,
     type_repr,
@@ -80,6 +81,9 @@ class _Checker:
         self.unsafe: set[str] = set()
         self.unsafe_named: set[str] = set()
         self.convert: dict[str, str] = {}
+        """Globals that allowlisting cannot fix, with the reason."""
+        self.unwise: dict[str, str] = {}
+        """Dangerous globals used benignly here: allowlisting works but opens the door."""
 
     def group(self, unit: PickleUnit, category: str, label: Hashable, **fields: Any) -> _Group:
         """Return the finding of (category, label) in a unit, made with ``fields`` the first time.
@@ -213,7 +217,7 @@ class _Checker:
                     grp.add(node, g.offset)
             elif reason:
                 use = f"benign use ({benign[0]})" if benign else "only passed as data"
-                self.convert.setdefault(q, f"{use}, but {reason}")
+                self.unwise.setdefault(q, f"{use}, but {reason}")
             if policy.is_allowed(q):
                 continue
             if policy.is_blocked(g.module):
@@ -272,9 +276,9 @@ class _Checker:
     def _check_calls(self, unit: PickleUnit) -> None:
         for c in unit.result.calls:
             func = c.func
-            creation = c.opcode in ("NEWOBJ", "NEWOBJ_EX") or (
-                c.opcode in ("INST", "OBJ") and not c.args
-            )
+            # INST and OBJ call what they name even without arguments (pickle's instantiate);
+            # only NEWOBJ creates without calling anything the file chose.
+            creation = c.opcode in ("NEWOBJ", "NEWOBJ_EX")
             # torch's rules for REDUCE and NEWOBJ on what is not an allowed global.
             if not isinstance(func, Global):
                 if c.opcode == "REDUCE":
@@ -292,6 +296,7 @@ class _Checker:
                     )
             if c.builds:
                 self._check_build(unit, c, c.build_offset or c.offset)
+            self._check_planted(unit, c)
             if creation:
                 continue
             self._judge_callee(unit, c, func)
@@ -319,6 +324,7 @@ class _Checker:
                 or is_inert_constructor(q, func.module)
                 or danger_reason(func.module, func.name) is not None
                 or (reached_through is None and is_enum_shape(c, func))
+                or (reached_through is None and is_mapping_subclass_shape(c, func))
             ):
                 return
             label = q
@@ -346,6 +352,32 @@ class _Checker:
             "is harmless; then store plain data instead",
         )
         grp.add(c, c.offset)
+
+    def _check_planted(self, unit: PickleUnit, c: Call) -> None:
+        """Methods the unpickler calls without REDUCE, set by the file on an object.
+
+        APPEND calls ``obj.append``, BUILD ``obj.__setstate__`` (looked up on the instance),
+        ``dict(obj)`` calls ``obj.keys``: a callable stored in an object's state under such
+        a name is called as surely as by REDUCE. No saved object holds one.
+        """
+        planted = planted_methods(c)
+        if c.builds > 1:
+            # pickle never builds one object twice; a second BUILD calls whatever
+            # __setstate__ the first one set.
+            planted.append(("__setstate__", c.state))
+        for name, value in planted:
+            grp = self.group(
+                unit,
+                "unsafe-call",
+                ("planted", name),
+                global_name=brief(value),
+                message=f"the file sets the {name!r} attribute of an object to {brief(value)}; "
+                "the unpickler or a constructor calls that method without REDUCE",
+                kind=Kind.CALLABLE,
+                remedy=Remedy.NEVER,
+                hint="do not load this file: no saved object carries its own methods",
+            )
+            grp.add(c, c.build_offset or c.offset)
 
     @staticmethod
     def _is_getattr(call: Call) -> bool:
@@ -394,6 +426,8 @@ class _Checker:
 
     def _check_events(self, unit: PickleUnit) -> None:
         for e in unit.result.events:
+            if isinstance(e.target, Global):
+                self._mutates_global(unit, e.op, e.target, e.offset)
             t = runtime_type(e.target)
             if e.op in ("APPEND", "APPENDS"):
                 if t == "builtins.list":
@@ -414,6 +448,26 @@ class _Checker:
             elif e.op == "BUILD":
                 self._check_build(unit, e.target, e.offset)
             # ADDITEMS exists only in protocol 4+: the unsupported opcode is the finding.
+
+    def _mutates_global(self, unit: PickleUnit, op: str, target: Global, offset: int) -> None:
+        """BUILD, SETITEM or APPEND on a class, function or module rather than on data.
+
+        That rewrites the object for the whole process (a class's methods, a module's
+        functions, a registry): pickle writes these opcodes only for objects it created.
+        """
+        label = target.qualified
+        grp = self.group(
+            unit,
+            "unsafe-call",
+            ("mutates", label),
+            global_name=label,
+            message=f"{op} on {label} itself: the file rewrites a class, function or module "
+            "for the rest of the process (its methods may then run the file's callables)",
+            kind=Kind.CALLABLE,
+            remedy=Remedy.NEVER,
+            hint="do not load this file without weights_only",
+        )
+        grp.add(target, offset)
 
     def _forbidden(
         self, unit: PickleUnit, op: str, target: Any, t: str | None, offset: int
@@ -517,10 +571,13 @@ class _Checker:
             kind = shape_kind(grp.nodes[0]) if grp.nodes else Kind.UNKNOWN
             q = grp.global_name
             kind, hint = hint_for(q, kind)
-            if q in NEEDS_CONVERSION or q in self.convert:
+            if q in self.convert:
                 remedy = Remedy.CONVERT
-                why = NEEDS_CONVERSION.get(q or "") or self.convert.get(q or "", "")
-                hint = f"{hint} (allowlisting cannot work: {why})"
+                hint = f"{hint} (allowlisting cannot work: {self.convert[q or '']})"
+            elif q in NEEDS_CONVERSION or q in self.unwise:
+                remedy = Remedy.CONVERT
+                why = NEEDS_CONVERSION.get(q or "") or self.unwise.get(q or "", "")
+                hint = f"{hint} (do not allowlist it, though torch would accept it: {why})"
             else:
                 remedy = Remedy.ALLOWLIST
         elif hint is None:

@@ -8,7 +8,13 @@ from ckptaudit.findings import Kind
 from ckptaudit.pickle.nodes import Call, Global, PDict
 from ckptaudit.policy.inert import is_literal_args
 
-__all__ = ["is_enum_shape", "shape_kind"]
+__all__ = ["is_enum_shape", "is_mapping_subclass_shape", "shape_kind"]
+
+
+def _class_like(func: Global) -> bool:
+    last = func.name.rsplit(".", 1)[-1]
+    # CamelCase: classes are; the functions and constants that run code are not.
+    return last[:1].isupper() and not last.isupper()
 
 
 def is_enum_shape(call: Call, func: Global) -> bool:
@@ -17,9 +23,34 @@ def is_enum_shape(call: Call, func: Global) -> bool:
         return False
     if not (is_literal_args(call.args) and len(call.args) == 1):
         return False
-    last = func.name.rsplit(".", 1)[-1]
-    # CamelCase: Enum classes are; the functions that run code with one string are not.
-    return last[:1].isupper() and not last.isupper()
+    return _class_like(func)
+
+
+def _attribute_state(state: Any) -> bool:
+    """What ``object.__getstate__`` gives: None, ``vars(self)``, or (vars, slots)."""
+    if state is None or type(state) is PDict:
+        return True
+    return (
+        type(state) is tuple
+        and len(state) == 2
+        and (state[0] is None or type(state[0]) is PDict)
+        and type(state[1]) is PDict
+    )
+
+
+def is_mapping_subclass_shape(call: Call, func: Global) -> bool:
+    """A mapping subclass rebuilt by ``OrderedDict.__reduce__``: ``Cls()`` then SETITEMS.
+
+    ``OrderedDict.__reduce__`` returns ``(cls, (), vars(self) or None, None, items)``, so a
+    subclass (transformers' ModelOutput, diffusers' FrozenDict) is a REDUCE of the class with
+    an empty tuple, its items, and at most one BUILD of an attribute dict. A class-like name
+    is required: a function called with no arguments is not a constructor.
+    """
+    if call.opcode != "REDUCE" or type(call.args) is not tuple or call.args:
+        return False
+    if not call.setitems or call.items is not None or call.builds > 1:
+        return False
+    return _attribute_state(call.state) and _class_like(func)
 
 
 def shape_kind(node: Any) -> Kind:

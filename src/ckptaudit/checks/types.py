@@ -8,10 +8,13 @@ from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
 
 __all__ = [
     "BUILD_ALWAYS",
+    "IMPLICIT_METHODS",
     "INVOKES_ARGUMENT",
     "SETITEM_TYPES",
     "brief",
+    "is_callable_value",
     "is_tensor_rebuild",
+    "planted_methods",
     "runtime_type",
     "torch_global_name",
     "type_repr",
@@ -78,6 +81,32 @@ def _numpy_dtype_class(call: Call) -> str | None:
     return f"numpy.dtypes.{name}" if name else None
 
 
+# numpy.random._pickle.BitGenerators: the names its factories accept for a bit generator.
+_NUMPY_BIT_GENERATORS = {
+    "MT19937": "numpy.random._mt19937.MT19937",
+    "PCG64": "numpy.random._pcg64.PCG64",
+    "PCG64DXSM": "numpy.random._pcg64.PCG64DXSM",
+    "Philox": "numpy.random._philox.Philox",
+    "SFC64": "numpy.random._sfc64.SFC64",
+}
+
+
+def _numpy_bit_generator_class(call: Call) -> str | None:
+    """``__bit_generator_ctor(cls_or_name='MT19937')`` returns an instance of that class."""
+    args = call.args
+    if type(args) is tuple and not args:
+        return _NUMPY_BIT_GENERATORS["MT19937"]
+    if type(args) is tuple and len(args) == 1:
+        arg = args[0]
+        if isinstance(arg, Global) and not arg.dynamic:
+            return arg.qualified
+        if isinstance(arg, str) and arg in _NUMPY_BIT_GENERATORS:
+            return _NUMPY_BIT_GENERATORS[arg]
+    # Not known statically: keep the callee's name, so the object still gets a type whose
+    # allowlisting the report can advise (numpy raises on anything else anyway).
+    return call.func.qualified if isinstance(call.func, Global) else None
+
+
 # What calling a known function returns, where that is not an instance of the callee.
 _RETURNS: dict[str, Any] = {
     "torch._utils._rebuild_tensor": _TENSOR,
@@ -101,6 +130,10 @@ _RETURNS: dict[str, Any] = {
     "numpy._core.multiarray._reconstruct": _first_arg_class,
     "builtins.getattr": None,
     "numpy.dtype": _numpy_dtype_class,
+    # numpy's pickle factories: BUILD then sets the state of the object they return.
+    "numpy.random._pickle.__randomstate_ctor": "numpy.random.mtrand.RandomState",
+    "numpy.random._pickle.__generator_ctor": "numpy.random._generator.Generator",
+    "numpy.random._pickle.__bit_generator_ctor": _numpy_bit_generator_class,
 }
 
 
@@ -173,3 +206,65 @@ def type_repr(name: str | None) -> str:
 def torch_global_name(qualified: str) -> str:
     """torch's messages write builtins without their module."""
     return qualified[len("builtins.") :] if qualified.startswith("builtins.") else qualified
+
+
+IMPLICIT_METHODS = frozenset(
+    {
+        "append",  # APPEND on anything but a list
+        "extend",  # APPENDS
+        "add",  # ADDITEMS on anything but a set
+        "__setstate__",  # BUILD looks it up on the instance
+        "keys",  # dict(x), OrderedDict(x), copyreg._reconstructor(cls, dict, x)
+        "detach",  # nn.Parameter(x), torch's _rebuild_parameter
+        "requires_grad_",
+        "__reduce__",  # looked up on the instance when the object is saved again
+        "__reduce_ex__",
+        "__getstate__",
+        "__deepcopy__",  # copy.deepcopy looks these up on the instance
+        "__copy__",
+    }
+)
+"""Methods that unpickling, the data constructors it calls, or saving the object again call
+on an object without a REDUCE, looked up on the instance: state that sets one of them
+to a callable makes the file call it."""
+
+_CALLABLE_MAKERS = frozenset(
+    {"builtins.getattr", "functools.partial", "_functools.partial", "functools.partialmethod"}
+)
+
+
+def is_callable_value(value: Any) -> bool:
+    """True for what may be callable: a global reference, or a call that makes a callable
+    (getattr, partial) or whose callee is itself computed."""
+    if isinstance(value, Global):
+        return True
+    if isinstance(value, Call):
+        func = value.func
+        return not isinstance(func, Global) or func.qualified in _CALLABLE_MAKERS
+    return False
+
+
+def planted_methods(call: Call) -> list[tuple[str, Any]]:
+    """(name, value) pairs where a BUILD state or NEWOBJ_EX keyword arguments set one of the
+    :data:`IMPLICIT_METHODS` of an object to something that may be callable.
+
+    A state is a dict, or a (dict, slot dict) pair; anything else sets no named attribute.
+    """
+    state = call.state
+    if state is None and call.kwargs is None:
+        return []  # the common case, on the path of every object: keep it cheap
+    parts = list(state) if type(state) is tuple and len(state) == 2 else [state]
+    parts.append(call.kwargs)
+    found: list[tuple[str, Any]] = []
+    for part in parts:
+        if type(part) is PDict:
+            flat = part.flat
+            for i in range(0, len(flat) - 1, 2):
+                name = flat[i]
+                if (
+                    type(name) is str
+                    and name in IMPLICIT_METHODS
+                    and is_callable_value(flat[i + 1])
+                ):
+                    found.append((name, flat[i + 1]))
+    return found

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import InputError, UnknownFormatError
 from ckptaudit.formats.container import Container, ContainerIssue
-from ckptaudit.formats.detect import FORMATS, detect_format
+from ckptaudit.formats.detect import FORMATS, detect_format, other_reading
 from ckptaudit.formats.legacy import read_legacy
 from ckptaudit.formats.plainpickle import read_plain_pickle
 from ckptaudit.formats.safetensors import read_safetensors
@@ -45,19 +46,41 @@ def read_container(source: Source, limits: Limits) -> Container:
     if not head:
         raise UnknownFormatError("empty file")
     fmt = detect_format(source, head)
-    if fmt == "zip":
-        return read_torch_zip(source, limits)
-    if fmt == "torch-legacy":
-        return read_legacy(source, limits)
-    if fmt == "safetensors":
-        return read_safetensors(source, source.name)
-    if fmt == "torch-tar":
-        return read_torch_tar(source, limits)
-    if fmt == "pickle":
-        return read_plain_pickle(source, limits)
     if fmt is None:
         return _unknown(source, head, limits)
-    raise AssertionError(f"unhandled format {fmt}")  # pragma: no cover - exhaustive above
+    container = _READERS[fmt](source, limits)
+    other = other_reading(source, head, fmt)
+    if other is not None:
+        _add_reading(container, other, source, limits)
+    return container
+
+
+_READERS: dict[str, Callable[[Source, Limits], Container]] = {
+    "zip": read_torch_zip,
+    "torch-legacy": read_legacy,
+    "safetensors": lambda source, _limits: read_safetensors(source, source.name),
+    "torch-tar": read_torch_tar,
+    "pickle": read_plain_pickle,
+}
+
+
+def _add_reading(container: Container, fmt: str, source: Source, limits: Limits) -> None:
+    """Audit a polyglot's other interpretation too: its pickles are somebody's to run."""
+    container.issues.append(
+        ContainerIssue(
+            "polyglot",
+            f"the bytes are also a valid {fmt} file: torch reads them as {container.format}, "
+            "tools that sniff the start of the file as the other; both are audited",
+        )
+    )
+    try:
+        other = _READERS[fmt](source, limits)
+    except InputError as exc:
+        container.issues.append(ContainerIssue("malformed", f"as {fmt}: {exc}"))
+        return
+    for unit in other.units:
+        member = f"{fmt}:{unit.member}" if unit.member else fmt
+        container.units.append(PickleUnit(member, unit.result, torch_reads=False))
 
 
 def _unknown(source: Source, head: bytes, limits: Limits) -> Container:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import tarfile
 
-from ckptaudit.formats.source import Source
+from ckptaudit.errors import LimitExceeded
+from ckptaudit.formats.source import Source, SourceFile
 
-__all__ = ["FORMATS", "LEGACY_MAGIC", "detect_format"]
+__all__ = ["FORMATS", "LEGACY_MAGIC", "detect_format", "is_tar", "other_reading"]
 
 FORMATS = (
     "torch-zip",
@@ -28,14 +28,23 @@ a polyglot)."""
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 """The magic number torch's legacy format pickles first."""
 
+_TAR_PROBE_MAX = 64 << 20
+"""The longest single read the tar probe allows (a GNU long name is read whole)."""
+
 _LEGACY_PREFIX = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
 
 
-def _is_tar(head: bytes) -> bool:
-    """True when Python's tarfile accepts the start of the file (torch's own tar probe)."""
+def is_tar(source: Source) -> bool:
+    """True when Python's tarfile opens the whole file, as torch.load's first probe does.
+
+    The whole file, not its first bytes: a GNU long-name record can push the first real
+    header past any fixed window.
+    """
     try:
-        with tarfile.open(fileobj=io.BytesIO(head), mode="r:"):
+        with tarfile.open(fileobj=SourceFile(source, _TAR_PROBE_MAX), mode="r:"):
             return True
+    except LimitExceeded:
+        return True  # the header parsed and announced a huge record: the reader reports it
     except (tarfile.TarError, EOFError, OSError, ValueError):
         return False
 
@@ -55,22 +64,39 @@ def _is_safetensors(head: bytes, size: int) -> bool:
 
 
 def detect_format(source: Source, head: bytes) -> str | None:
-    """Name the container format of a file from its first bytes; None if unknown.
+    """Name the container format of a file from its bytes, in torch.load's order; None if unknown.
 
     ``head`` is the first bytes of the file (at least 1 KiB where the file has them).
-    Order follows torch.load: a zip only when the file starts with a local header; a tar when
-    Python's tarfile accepts it; then the legacy magic; then plain pickles and safetensors.
+    torch.load takes a zip only when the file starts with a local header, then tries
+    tarfile on the whole file before anything else; the legacy magic, plain pickles and
+    safetensors come after. :func:`other_readings` names what else the bytes could be.
     """
     if head[:4] == b"PK\x03\x04":
         return "zip"
+    if len(head) >= 512 and is_tar(source):
+        return "torch-tar"
+    return _not_tar(source, head)
+
+
+def _not_tar(source: Source, head: bytes) -> str | None:
     if head.startswith(_LEGACY_PREFIX):
         return "torch-legacy"
     if _is_safetensors(head, source.size):
         return "safetensors"
-    if len(head) >= 512 and _is_tar(head):
-        return "torch-tar"
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
         return "pickle"
     if head[:1] in (b"(", b"]", b"}", b"c", b"N", b"I", b"S", b"V", b"X", b"K", b"J", b")"):
         return "pickle"
     return None
+
+
+def other_reading(source: Source, head: bytes, fmt: str | None) -> str | None:
+    """The format another reader would see in a file torch reads as ``fmt``, if any.
+
+    A tar whose first header is also a legacy checkpoint, a safetensors header or a
+    pickle is read as a tar by torch and as the other format by tools that sniff the
+    start of the file.
+    """
+    if fmt != "torch-tar":
+        return None
+    return _not_tar(source, head)

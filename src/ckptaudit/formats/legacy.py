@@ -11,6 +11,7 @@ from ckptaudit.checks import PickleUnit, brief
 from ckptaudit.formats.container import Container, ContainerIssue
 from ckptaudit.formats.detect import LEGACY_MAGIC
 from ckptaudit.formats.source import Source
+from ckptaudit.formats.streams import trailing_units
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 from ckptaudit.structure import StorageRef
@@ -69,45 +70,55 @@ def read_legacy(source: Source, limits: Limits) -> Container:
             )
         )
     if len(results) == len(_PARTS) and all(r.complete for r in results):
-        problem = _storage_problem(source, container.storages(), results[4])
+        problem, end = _storage_problem(source, container.storages(), results[4])
         if problem is not None:
             container.issues.append(ContainerIssue("malformed", problem, torch_error=problem))
+        elif end is not None and end < source.size:
+            # torch stops after the storages; a loop of pickle.load goes on reading.
+            rest = source.read_at(end, min(source.size - end, limits.max_pickle_bytes))
+            container.units.extend(trailing_units(rest, 0, "legacy file", limits, base=end))
     return container
 
 
 def _storage_problem(
     source: Source, storages: dict[str, StorageRef], keys: PickleResult
-) -> str | None:
+) -> tuple[str | None, int | None]:
     """Check the raw storages after the fifth pickle as torch reads them, by 8-byte headers.
 
     For each key of the storage-key list, in order, torch takes the storage the object pickle
     made for it (failing if there is none), reads an 8-byte element count that must match it,
     then that many elements. Only the headers are read here, never the data.
+
+    Returns the problem torch meets, if any, and where the storages end (None when that
+    cannot be told).
     """
     if type(keys.root) is not list:
-        return None
+        return None, None
     pos = keys.end
     for key in keys.root:
         if type(key) is not str:
-            return None  # not what torch.save writes; torch's own errors vary here
+            return None, None  # not what torch.save writes; torch's own errors vary here
         ref = storages.get(key)
         if ref is None:
-            return f"storage key '{key}' not found in deserialized_objects"
+            return f"storage key '{key}' not found in deserialized_objects", None
         nbytes, element_size = ref.nbytes, ref.element_size
         header = source.read_at(pos, 8)
         if len(header) < 8:
             return (
                 f"unexpected EOF, expected {8 - len(header)} more bytes. The file might be "
                 "corrupted."
-            )
+            ), None
         numel = int.from_bytes(header, "little", signed=True)
         if numel * element_size != nbytes:
-            return f"storage has wrong byte size: expected {numel * element_size} got {nbytes}"
+            return (
+                f"storage has wrong byte size: expected {numel * element_size} got {nbytes}",
+                None,
+            )
         pos += 8
         if pos + nbytes > source.size:
             return (
                 f"unexpected EOF, expected {pos + nbytes - source.size} more bytes. The file might "
                 "be corrupted."
-            )
+            ), None
         pos += nbytes
-    return None
+    return None, pos

@@ -7,8 +7,8 @@ from ckptaudit.formats.container import Container, ContainerIssue
 from ckptaudit.formats.detect import LEGACY_MAGIC
 from ckptaudit.formats.legacy import read_legacy, read_pickle_sequence
 from ckptaudit.formats.source import Source
+from ckptaudit.formats.streams import trailing_units
 from ckptaudit.pickle.limits import Limits
-from ckptaudit.pickle.vm import run_pickle
 
 __all__ = ["read_plain_pickle"]
 
@@ -37,9 +37,5 @@ def read_plain_pickle(source: Source, limits: Limits) -> Container:
         )
     if result.complete and result.end < source.size:
         rest = source.read_at(result.end, min(source.size - result.end, limits.max_pickle_bytes))
-        tail = run_pickle(rest)
-        if tail.globals or tail.calls:
-            container.units.append(
-                PickleUnit(f"after STOP (byte {result.end})", tail, torch_reads=False, order=99)
-            )
+        container.units.extend(trailing_units(rest, 0, "pickle", limits, base=result.end))
     return container

@@ -10,6 +10,8 @@ import io
 import os
 from typing import Any, Protocol
 
+from ckptaudit.errors import LimitExceeded
+
 __all__ = ["BytesSource", "FileSource", "Source", "SourceFile"]
 
 
@@ -91,10 +93,11 @@ class FileSource:
 class SourceFile(io.RawIOBase):
     """A read-only, seekable file object over a source (for stdlib readers such as tarfile)."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, max_read: int | None = None) -> None:
         super().__init__()
         self._source = source
         self._pos = 0
+        self._max_read = max_read
 
     def readable(self) -> bool:
         """Always readable."""
@@ -113,6 +116,20 @@ class SourceFile(io.RawIOBase):
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
         self._pos = max(0, base + offset)
         return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all that is left when negative).
+
+        A size declared by the file (a tar header's) is capped to what the file holds
+        before anything is allocated, and one read beyond ``max_read`` is refused.
+        """
+        left = max(self._source.size - self._pos, 0)
+        n = left if size is None or size < 0 else min(size, left)
+        if self._max_read is not None and n > self._max_read:
+            raise LimitExceeded(f"a read of {n} bytes at byte {self._pos} (limit {self._max_read})")
+        data = self._source.read_at(self._pos, n)
+        self._pos += len(data)
+        return data
 
     def readinto(self, buffer: Any) -> int:
         """Read into a buffer at the current position."""

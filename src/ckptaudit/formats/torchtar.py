@@ -35,7 +35,9 @@ def read_torch_tar(source: Source, limits: Limits) -> Container:
         )
     )
     try:
-        tar = tarfile.open(fileobj=SourceFile(source), mode="r:")  # noqa: SIM115 - closed below
+        tar = tarfile.open(  # noqa: SIM115 - closed below
+            fileobj=SourceFile(source, limits.max_pickle_bytes), mode="r:"
+        )
     except (tarfile.TarError, OSError) as exc:
         raise ContainerError(f"damaged tar archive: {exc}") from None
     with tar:
@@ -93,8 +95,9 @@ def _member(
 
 
 def _interleaved(container: Container, name: str, data: bytes) -> None:
-    """storages: count, then per storage (key, location, type) + 8-byte numel + raw bytes;
-    tensors: count, then per tensor (key, storage_id, type) + fixed-size shape records."""
+    """storages: count, then per storage (key, location, type) + 8-byte numel + raw bytes,
+    then the storage views; tensors: count, then per tensor (key, storage_id, type) +
+    fixed-size shape records."""
     first = run_pickle(data)
     container.units.append(PickleUnit(f"{name}[count]", first, torch_reads=False))
     if not first.complete or not isinstance(first.root, int):
@@ -125,3 +128,7 @@ def _interleaved(container: Container, name: str, data: bytes) -> None:
             container.issues.append(ContainerIssue("malformed", f"tar member {name} is truncated"))
             container.complete = False
             return
+    if name == "storages":
+        # torch's tar loader unpickles one more stream after the records: the storage views.
+        views = run_pickle(data, pos)
+        container.units.append(PickleUnit(f"{name}[views]", views, torch_reads=False))

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import ContainerError, InputError
 from ckptaudit.formats.container import Container, ContainerIssue
-from ckptaudit.formats.source import Source
+from ckptaudit.formats.source import BytesSource, Source
+from ckptaudit.formats.streams import looks_like_payload, npy_body_offset, trailing_units
 from ckptaudit.formats.ziparchive import ZipArchive, ZipEntry
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
@@ -64,7 +65,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
     if "/" not in first:
         container.format = "zip"
         _torch_fails(container, f"file in archive is not in a subdirectory: {first}")
-        _scan_extra_pickles(archive, container, {e.name for e in archive.entries}, limits)
+        _scan_extra_pickles(archive, container, set(), limits)
         return container
     top = first[: first.index("/")]
     prefix = top + "/"
@@ -152,9 +153,8 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         data = archive.read(entry)
         result = run_pickle(data)
         container.units.append(PickleUnit(member, result, torch_reads=True, order=n))
-        _trailing(
-            container, data, result.end if result.complete else len(data), member or entry.name
-        )
+        end = result.end if result.complete else len(data)
+        _trailing(container, data, end, member or entry.name, limits)
     _storage_headers(archive, container, lookup)
     container.storage_records = {}
     for e in archive.entries:
@@ -195,20 +195,16 @@ def _torch_fails(container: Container, message: str) -> None:
     container.issues.append(ContainerIssue("malformed", message, torch_error=message))
 
 
-def _trailing(container: Container, data: bytes, end: int, member: str) -> None:
+def _trailing(container: Container, data: bytes, end: int, member: str, limits: Limits) -> None:
     """Bytes after STOP: torch ignores them; other tools may not."""
-    rest = data[end:]
-    if not rest or not rest.strip(b"\x00"):
+    if end >= len(data) or data.count(0, end) == len(data) - end:
         return
-    result = run_pickle(data, end)
-    if result.globals or result.calls:
-        container.units.append(
-            PickleUnit(f"{member} after STOP (byte {end})", result, torch_reads=False, order=99)
-        )
-    else:
+    units = trailing_units(data, end, member, limits)
+    container.units.extend(units)
+    if not units:
         container.issues.append(
             ContainerIssue(
-                "zip-anomaly", f"{len(rest)} bytes after STOP in {member}", member=member
+                "zip-anomaly", f"{len(data) - end} bytes after STOP in {member}", member=member
             )
         )
 
@@ -223,31 +219,74 @@ def _scan_extra_pickles(
     known: set[str],
     limits: Limits,
     data_prefix: str | None = None,
+    depth: int = 0,
 ) -> None:
-    """Audit every other pickle in the zip: torch does not read them, other tools might."""
+    """Audit every other pickle in the zip: torch does not read them, other tools might.
+
+    That is members named as pickles, members that parse as one, the bodies of ``.npy``
+    arrays (``numpy.load(allow_pickle=True)``) and, one level down, zips inside the zip.
+    Under ``data_prefix``, the storage records data.pkl references are skipped.
+    """
+    storages = (
+        {(data_prefix + key).lower() for key in container.storages()}
+        if data_prefix is not None
+        else set()
+    )
     budget = limits.max_pickles
     for entry in archive.entries:
-        if entry.name in known or budget <= 0:
+        if budget <= 0:
+            break
+        name = entry.name
+        if name in known or _storage_member(name, storages):
             continue
-        if data_prefix and entry.name.startswith(data_prefix):
-            continue  # tensor storages: never read
-        is_pkl = entry.name.lower().endswith((".pkl", ".pickle"))
+        is_pkl = name.lower().endswith((".pkl", ".pickle"))
         if not is_pkl and (entry.compressed_size < 2 or entry.size > limits.max_pickle_bytes):
             continue
         try:
             data = archive.read(entry)
         except InputError as exc:
             if is_pkl:
-                container.issues.append(ContainerIssue("malformed", str(exc), member=entry.name))
+                container.issues.append(ContainerIssue("malformed", str(exc), member=name))
                 container.complete = False
             continue
-        result = run_pickle(data)
-        if not is_pkl:
-            # Under another name, accept what parses to STOP and runs something, or what
-            # starts like a pickle: text (source code, tokenizers) parses a little by accident.
+        label = name if depth == 0 else f"{archive.source.name}!{name}"
+        if data[:4] == b"PK\x03\x04" and depth < _MAX_NESTED_ZIPS:
+            _scan_nested_zip(container, data, label, limits, depth)
+            continue
+        start = npy_body_offset(data) or 0
+        result = run_pickle(data, start)
+        if not is_pkl and not start:
+            # Under another name, accept what parses to STOP and runs something, what
+            # starts like a pickle, or a call of real dotted names before garbage: text
+            # (source code, tokenizers) parses a little by accident.
             runs_something = bool(result.globals or result.calls)
-            if not runs_something or not (result.complete or _looks_like_pickle(data)):
+            plausible = result.complete or _looks_like_pickle(data) or looks_like_payload(result)
+            if not runs_something or not plausible:
                 continue
+        elif start and not (result.globals or result.calls):
+            continue
         budget -= 1
         # The weights_only loader reads none of these (TorchScript is refused before reading).
-        container.units.append(PickleUnit(entry.name, result, torch_reads=False, order=50))
+        container.units.append(PickleUnit(label, result, torch_reads=False, order=50))
+        if result.complete:
+            container.units.extend(trailing_units(data, result.end, label, limits))
+
+
+_MAX_NESTED_ZIPS = 2
+
+
+def _storage_member(name: str, storages: set[str]) -> bool:
+    """A tensor storage record data.pkl references: raw bytes torch maps, never unpickled."""
+    return name.lower() in storages
+
+
+def _scan_nested_zip(
+    container: Container, data: bytes, label: str, limits: Limits, depth: int
+) -> None:
+    """A zip inside the zip: unpacking tools open it; its pickles are audited too."""
+    try:
+        inner = ZipArchive(BytesSource(data, label), limits)
+    except InputError as exc:
+        container.issues.append(ContainerIssue("malformed", f"nested zip: {exc}", member=label))
+        return
+    _scan_extra_pickles(inner, container, set(), limits, depth=depth + 1)

@@ -89,16 +89,22 @@ class ZipArchive:
         if at + 22 + comment_len != len(tail):
             self.anomalies.append("bytes after the end-of-central-directory record")
         eocd_pos = tail_start + at
-        if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
-            loc = at - 20
-            if loc < 0 or tail[loc : loc + 4] != _EOCD64_LOCATOR:
-                raise ContainerError("zip64 end-of-central-directory locator missing")
-            (eocd64_pos,) = struct.unpack_from("<Q", tail, loc + 8)
-            rec = self.source.read_at(self.base + eocd64_pos, 56)
-            if len(rec) < 56 or rec[:4] != _EOCD64:
-                raise ContainerError("zip64 end-of-central-directory record damaged")
-            count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
-            eocd_pos = self.base + eocd64_pos
+        saturated = count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF
+        zip64 = self._zip64_record(tail, tail_start, eocd_pos)
+        if zip64 is not None:
+            # miniz (torch) and Python's zipfile take the zip64 record's values whenever a
+            # locator points at one, saturated or not: a file with two directories must be
+            # read through the one torch reads.
+            values = zip64[:3]
+            if not saturated and values != (count, cd_size, cd_offset):
+                self.anomalies.append(
+                    "the zip64 and 32-bit end records describe different central directories"
+                    " (torch reads the zip64 one)"
+                )
+            count, cd_size, cd_offset = values
+            eocd_pos = zip64[3]
+        elif saturated:
+            raise ContainerError("zip64 end-of-central-directory record missing or damaged")
         if count > self.limits.max_members:
             raise LimitExceeded(f"zip declares {count} members (limit {self.limits.max_members})")
         if self.allow_prefix and eocd_pos - cd_size - cd_offset > 0:
@@ -140,6 +146,32 @@ class ZipArchive:
             dupes = sorted({n for n in names if names.count(n) > 1})
             self.anomalies.append(f"duplicate member names: {', '.join(dupes[:5])}")
         return entries
+
+    def _zip64_record(
+        self, tail: bytes, tail_start: int, eocd_pos: int
+    ) -> tuple[int, int, int, int] | None:
+        """(count, directory size, directory offset, record position) of the zip64 end
+        record, when a locator sits right before the end record and points at one."""
+        if eocd_pos < 20:
+            return None
+        locator = self._read_near(tail, tail_start, eocd_pos - 20, 20)
+        if locator[:4] != _EOCD64_LOCATOR:
+            return None
+        (eocd64_pos,) = struct.unpack_from("<Q", locator, 8)
+        if eocd64_pos > self.source.size - 56:
+            # miniz gives up on the whole archive here rather than fall back.
+            raise ContainerError("zip64 end-of-central-directory locator points past the end")
+        rec = self._read_near(tail, tail_start, eocd64_pos, 56)
+        if rec[:4] != _EOCD64:
+            return None  # miniz then falls back to the 32-bit record, and so do we
+        count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
+        return count, cd_size, cd_offset, eocd64_pos
+
+    def _read_near(self, tail: bytes, tail_start: int, offset: int, n: int) -> bytes:
+        """Bytes at ``offset``, from the tail already read when it holds them."""
+        if offset >= tail_start:
+            return tail[offset - tail_start : offset - tail_start + n]
+        return self.source.read_at(offset, n)
 
     def _data_start(self, entry: ZipEntry) -> int:
         """Check a member's local header as miniz does; return where its data starts."""

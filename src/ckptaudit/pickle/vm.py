@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import pickletools
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -545,16 +546,48 @@ def _binint2(m: _Machine, pos: int) -> int:
     return new
 
 
+# C's strtol(s, &end, 0), which CPython's INT tries first: octal after a leading 0, hex after 0x.
+_STRTOL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\Z")
+
+
+def c_text_int(raw: bytes, strtol: bool = True) -> int:
+    """An INT or LONG argument, parsed as CPython's C unpickler parses it.
+
+    The line is a C string (it ends at a NUL byte). INT tries ``strtol`` with base 0
+    (``010`` is 8) and, when that fails or overflows, ``PyLong_FromString`` with base 0
+    (``0x1f``, ``1_000``), as LONG does directly. Parsing in base 10 instead would let a
+    file read one number here and another in every real unpickler.
+    """
+    raw = raw.split(b"\0", 1)[0]
+    if strtol and not raw:
+        return 0  # strtol finds no digits and stops at the NUL: the whole string is read
+    match = _STRTOL.match(raw) if strtol else None
+    if match is not None:
+        sign, digits = match.groups()
+        if digits[1:2] in (b"x", b"X"):
+            value = int(digits[2:], 16)
+        elif digits[:1] == b"0":
+            value = int(digits, 8)
+        else:
+            value = int(digits)
+        value = -value if sign == b"-" else value
+        if -(1 << 63) <= value < 1 << 63:  # a C long on the 64-bit platforms torch runs on
+            return value
+    try:
+        return int(raw, 0)
+    except ValueError:
+        raise ValueError("could not convert string to int") from None
+
+
 @_handles("INT")
 def _int(m: _Machine, pos: int) -> int:
     raw, new = m.line(pos)
-    value: int | bool
-    if raw == b"00":
-        value = False
-    elif raw == b"01":
-        value = True
-    else:
-        value = int(raw)
+    if not raw:
+        raise ValueError("pickle data was truncated")  # CPython: "bad readline"
+    value: int | bool = c_text_int(raw)
+    c_string = raw.split(b"\0", 1)[0]
+    if len(raw) == 2 and value in (0, 1) and (not c_string or _STRTOL.match(c_string)):
+        value = bool(value)  # "00"/"01" (and "+1", " 0"): protocol 0's False and True
     m.stack.append(value)
     return new
 
@@ -564,7 +597,7 @@ def _long(m: _Machine, pos: int) -> int:
     raw, new = m.line(pos)
     if raw.endswith(b"L"):
         raw = raw[:-1]
-    m.stack.append(int(raw))
+    m.stack.append(c_text_int(raw, strtol=False))
     return new
 
 

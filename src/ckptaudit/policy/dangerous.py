@@ -39,6 +39,7 @@ DANGEROUS_MODULES: dict[str, str] = {
     "_thread": "starts threads running callables",
     "threading": "starts threads running callables",
     "multiprocessing": "starts processes running callables",
+    "_multiprocessing": "process primitives: creating a SemLock makes a named semaphore",
     "concurrent": "runs callables in pools",
     "asyncio": "runs processes and network connections",
     "resource": "changes process limits",
@@ -263,6 +264,12 @@ NOT_DANGEROUS: dict[str, str] = {
     "inspect._ParameterKind": "an Enum of parameter kinds",
     "torch.Generator": "random generator state",
     "torch._C.Generator": "random generator state",
+    # torch.tanh pickles as getattr(torch._C._VariableFunctionsClass, 'tanh') and
+    # torch.Tensor.add as getattr(torch._C.TensorBase, 'add'): the namespace is only data.
+    "torch._C._VariableFunctionsClass": "the namespace of torch's operators (torch.tanh, ...)",
+    "torch._C._VariableFunctions": "the namespace of torch's operators (torch.tanh, ...)",
+    "torch._C.TensorBase": "the base class of tensors (torch.Tensor.add, ...)",
+    "torch._C._TensorBase": "the base class of tensors (old name of torch._C.TensorBase)",
 }
 """Names inside dangerous modules that are plain data."""
 
@@ -272,8 +279,40 @@ NOT_DANGEROUS_MODULES: dict[str, str] = {
     "torch._C._fft": "FFT ops: computation",
     "torch._C._linalg": "linear-algebra ops: computation",
     "torch._C._special": "special-function ops: computation",
+    "torch._C._nested": "nested-tensor ops: computation",
+    "torch._C._sparse": "sparse ops: computation",
+    "torch._C._VariableFunctionsClass": "torch's operators (torch.tanh, torch.add): computation",
+    "torch._C._VariableFunctions": "torch's operators (torch.tanh, torch.add): computation",
+    "torch._C.TensorBase": "tensor methods (torch.Tensor.add, ...): computation",
+    "torch._C._TensorBase": "tensor methods (old name of torch._C.TensorBase): computation",
 }
-"""Submodules of dangerous modules that only build data."""
+"""Submodules and operator namespaces of dangerous modules whose members only compute.
+
+A member is exempt whether the pickle names it ``module.member`` or reaches it by a dotted
+name (``torch._C`` + ``_VariableFunctionsClass.tanh``), except the few in
+:data:`_SYSTEM_OPS` or named like them. Calling a member is still judged by the unsafe-call
+rule: only references kept as data (an activation in a config) are exempt.
+"""
+
+# Operators in those namespaces that reach files, raw memory, stdout or Python callables.
+_SYSTEM_OPS: dict[str, str] = {
+    "from_file": "maps a file into a tensor",
+    "_from_blob": "makes a tensor from a raw memory address",
+    "_print": "writes to the process's standard output",
+    "apply_": "calls a Python callable on every element",
+    "map_": "calls a Python callable on every element",
+    "map2_": "calls a Python callable on every element",
+}
+# Words that mark such an operator if a later torch adds one (none in torch 2.13 but from_file).
+_SYSTEM_OP_WORDS = ("file", "save", "load", "jit", "script", "blob", "pickle")
+
+
+def _system_op(name: str) -> str | None:
+    reason = _SYSTEM_OPS.get(name)
+    if reason is None and any(word in name.lower() for word in _SYSTEM_OP_WORDS):
+        reason = "a native operator whose name says it reaches files or code"
+    return reason
+
 
 # Attribute names that, reached through a dotted qualname, lead to code or the system.
 _DANGEROUS_ATTRS = frozenset(
@@ -320,6 +359,30 @@ _DANGEROUS_ATTRS = frozenset(
 )
 
 
+_MODULE_ALIASES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "sys",
+        "subprocess",
+        "posixsubprocess",
+        "pty",
+        "ctypes",
+        "importlib",
+        "imp",
+        "runpy",
+        "marshal",
+        "shutil",
+        "socket",
+        "pickle",
+        "builtins",
+    }
+)
+"""Modules that other modules import under their own name (``logging.os``) or a private
+one (``random._os``): no data object carries these names, so reaching one is a gadget."""
+
+
 def danger_reason(module: str, name: str) -> str | None:
     """Return why ``module.name`` is dangerous, or None if the catalog does not list it.
 
@@ -331,8 +394,9 @@ def danger_reason(module: str, name: str) -> str | None:
     qualified = f"{module}.{name}"
     if qualified in NOT_DANGEROUS and qualified not in DANGEROUS_NAMES:
         return None
-    if module in NOT_DANGEROUS_MODULES and len(parts) == 1 and not name.startswith("__"):
-        return None
+    owner, _, member = qualified.rpartition(".")
+    if owner in NOT_DANGEROUS_MODULES and not member.startswith("__"):
+        return _system_op(member)
     reason = DANGEROUS_NAMES.get(qualified)
     if reason:
         return reason
@@ -350,6 +414,10 @@ def danger_reason(module: str, name: str) -> str | None:
         reason = DANGEROUS_MODULES.get(candidate)
         if reason:
             return reason
+    for part in parts:
+        if part.lstrip("_") in _MODULE_ALIASES:
+            # logging.os, random._os, posixpath.os: the module object under another name.
+            return f"reaches module {part.lstrip('_')} through an alias"
     if len(parts) > 1:
         for part in parts:
             if part.startswith("__") and part.endswith("__"):

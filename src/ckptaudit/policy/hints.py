@@ -45,7 +45,8 @@ _BY_NAME: dict[str, tuple[Kind, str]] = {
     ),
     "builtins.getattr": (
         Kind.CALLABLE,
-        "store the value as primitives (e.g. a timezone-aware datetime as a UTC timestamp)",
+        "store what getattr fetches as primitives: a timezone-aware datetime as a UTC "
+        "timestamp, a function or method as its qualified name",
     ),
     "copyreg._reconstructor": (
         Kind.OBJECT,

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ckptaudit.pickle.nodes import Call, Global
+from ckptaudit.policy.dangerous import danger_reason
 
 __all__ = [
     "INERT_CLASSMETHODS",
@@ -124,6 +125,8 @@ INERT_MODULES: dict[str, str] = {
     "pandas._libs.tslibs.offsets": "date offsets (Day, MonthEnd, ...) built from (n, normalize)",
     "torch.jit._pickle": "TorchScript's pickle helpers build lists, tensors and type tags",
     "torch.return_types": "named-tuple results of torch functions (torch.max(t, 0))",
+    "transformers.modeling_outputs": "ModelOutput dataclasses (SequenceClassifierOutput, ...): "
+    "an OrderedDict subclass called with its field values",
 }
 """Modules whose every function only builds data."""
 
@@ -134,9 +137,9 @@ def is_inert_constructor(qualified: str, module: str) -> bool:
     Cython generates ``__pyx_unpickle_<Class>(type, checksum, state)`` for its classes: it
     makes an instance without calling ``__init__`` and sets fields, like NEWOBJ + BUILD.
     """
-    if qualified in INERT_CONSTRUCTORS or module in INERT_MODULES:
-        return True
     name = qualified[len(module) + 1 :]
+    if qualified in INERT_CONSTRUCTORS or (module in INERT_MODULES and "." not in name):
+        return True
     # pandas pickles its values through private reconstructors named like these
     # (_new_Index, _new_DatetimeIndex, _unpickle_block, _timedelta_unpickle, _nat_unpickle).
     if module.startswith("pandas.") and _PANDAS_RECONSTRUCTOR.match(name):
@@ -197,8 +200,6 @@ _REDUCE = frozenset({"functools.reduce", "_functools.reduce"})
 
 def _type_like(value: Any, depth: int = 0) -> bool:
     """A type, a typing construct, or a literal, as typing subscriptions hold them."""
-    from ckptaudit.policy.dangerous import danger_reason
-
     if depth > 16:
         return False
     if _is_literal(value):
@@ -292,7 +293,14 @@ def benign_pattern(qualified: str, call: Call) -> str | None:
         return None
     if qualified == "builtins.getattr":
         target = getattr_target(call)
-        if target is not None:
+        owner = call.args[0] if target is not None else None
+        # Only on an owner that is harmless itself: getattr(logging.os, 'system') is os.system,
+        # and the result may be called without REDUCE (planted as a method, see checks).
+        if (
+            target is not None
+            and isinstance(owner, Global)
+            and danger_reason(owner.module, f"{owner.name}.{target[1]}") is None
+        ):
             return f"attribute lookup {target[0]}.{target[1]}"
     return typing_construct(qualified, call)
 

@@ -1,0 +1,75 @@
+"""Pickle streams that torch never reads but another loader may: after STOP, inside members.
+
+``pickle.load`` in a loop reads stream after stream, ``numpy.load(allow_pickle=True)``
+unpickles the body of an object array, and tools that unpack archives unpickle what they
+find. A hidden stream is audited when it names a global or calls anything: then it is
+somebody's to run.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ckptaudit.checks import PickleUnit
+from ckptaudit.pickle.limits import Limits
+from ckptaudit.pickle.vm import PickleResult, run_pickle
+
+__all__ = ["looks_like_payload", "npy_body_offset", "trailing_units"]
+
+_NPY_MAGIC = b"\x93NUMPY"
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def trailing_units(
+    data: bytes, start: int, label: str, limits: Limits, base: int = 0
+) -> list[PickleUnit]:
+    """Audit the pickle streams from ``start`` on, one after another, as a loop of
+    ``pickle.load`` reads them, until the bytes end or stop parsing.
+
+    Streams that name or call nothing are dropped. ``base`` is where ``data`` sits in its
+    member, for the labels.
+    """
+    units: list[PickleUnit] = []
+    pos = start
+    for _ in range(limits.max_pickles):
+        if pos >= len(data) or data.count(0, pos) == len(data) - pos:
+            break  # nothing left but padding
+        result = run_pickle(data, pos)
+        if result.globals or result.calls:
+            units.append(
+                PickleUnit(
+                    f"{label} after STOP (byte {base + pos})", result, torch_reads=False, order=99
+                )
+            )
+        if not result.complete or result.end <= pos:
+            break
+        pos = result.end
+    return units
+
+
+def npy_body_offset(data: bytes) -> int | None:
+    """Where the body of a ``.npy`` array starts (an object array's body is a pickle)."""
+    if not data.startswith(_NPY_MAGIC) or len(data) < 10:
+        return None
+    major = data[6]
+    if major == 1:
+        return 10 + int.from_bytes(data[8:10], "little")
+    if major in (2, 3) and len(data) >= 12:
+        return 12 + int.from_bytes(data[8:12], "little")
+    return None
+
+
+def looks_like_payload(result: PickleResult) -> bool:
+    """A stream that does not parse to STOP, in a member not named as a pickle, still
+    counts when it calls something it names by a real dotted name (``os`` ``system``).
+
+    Text parses a little by accident (``class Foo:`` reads as a GLOBAL), but not into a
+    call of two identifier paths; pickle payloads that end in garbage on purpose (so that
+    a strict scanner gives up) do.
+    """
+    if not result.calls:
+        return False
+    return any(
+        not g.dynamic and _DOTTED_NAME.match(g.module) and _DOTTED_NAME.match(g.name)
+        for g in result.globals
+    )
