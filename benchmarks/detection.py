@@ -180,8 +180,9 @@ def render(
         "## How ckptaudit decides",
         "",
         "A file is **dangerous** when a pickle stream in it (any stream any loader may read: "
-        "`data.pkl`, other zip members, bytes after STOP, legacy parts, tar members, pickles "
-        "nested as literals) either",
+        "`data.pkl`, other zip members, every stream after STOP, legacy parts, tar members "
+        "and the storage views, `.npy` bodies, zips inside the zip, the other reading of a "
+        "polyglot, pickles nested as literals) either",
         "",
         "1. names a global in the catalog of `src/ckptaudit/policy/dangerous.py` (modules and "
         "names that execute code, import, or reach files, processes and the network; one "
@@ -189,10 +190,27 @@ def render(
         "pattern of `policy/inert.py` (e.g. `copyreg._reconstructor` with a plain builtin "
         "base); or",
         "2. **calls** anything not shown to be an inert data constructor: a global outside "
-        "`INERT_CONSTRUCTORS` / torch's default allowlist / the Enum-lookup shape, a computed "
-        "callable (the result of another call, `getattr`, a memo trick), an extension-registry "
-        "code, or a global whose name is computed at load time. This is the general rule; the "
-        "catalog only names the culprit earlier and louder.",
+        "`INERT_CONSTRUCTORS` / torch's default allowlist / the Enum-lookup shape / the "
+        "mapping-subclass shape, a computed callable (the result of another call, `getattr`, "
+        "a memo trick), an extension-registry code, or a global whose name is computed at "
+        "load time. Calls without REDUCE count too: INST and OBJ call what they name even "
+        "without arguments, a callable that the file stores under a method name the "
+        "unpickler or a constructor calls (`append`, `extend`, `add`, `__setstate__`, `keys`, "
+        "`detach`, ...) is called, and BUILD/SETITEM/APPEND on a class or module itself "
+        "rewrites it for the whole process. This is the general rule; the catalog only names "
+        "the culprit earlier and louder. A module reached under another module's name "
+        "(`logging.os`, `random._os`) is in the catalog.",
+        "",
+        "torch's operator namespaces (`torch._C._VariableFunctionsClass`, `torch._C.TensorBase`, "
+        "`torch._C._nn`, `_fft`, `_linalg`, `_special`, `_nested`, `_sparse`) are not in the "
+        "catalog, so `torch.tanh` kept as a value is only incompatible, but operators that "
+        "reach files, raw memory, stdout or Python callables (`from_file`, `_from_blob`, "
+        "`_print`, `apply_`, `map_`, `map2_`, any named for files, save/load, JIT or scripts) "
+        "stay catalogued and calling any operator is still an unsafe call. The "
+        "mapping-subclass shape is how `OrderedDict.__reduce__` rebuilds a subclass "
+        "(diffusers' `FrozenDict`): a CamelCase class called with `()`, then SETITEMS and at "
+        "most one BUILD of an attribute dict; a function called that way (`uuid._ip_getnode`) "
+        "stays dangerous.",
         "",
         "Otherwise the file is **compatible** when torch's `weights_only=True` unpickler "
         "would load it, **incompatible** when it would refuse it (each offending global is "
