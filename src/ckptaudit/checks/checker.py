@@ -296,7 +296,8 @@ class _Checker:
                     )
             if c.builds:
                 self._check_build(unit, c, c.build_offset or c.offset)
-            self._check_planted(unit, c)
+            if c.state is not None or c.kwargs is not None:
+                self._check_planted(unit, c)
             if creation:
                 continue
             self._judge_callee(unit, c, func)

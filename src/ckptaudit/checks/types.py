@@ -251,8 +251,16 @@ def planted_methods(call: Call) -> list[tuple[str, Any]]:
     A state is a dict, or a (dict, slot dict) pair; anything else sets no named attribute.
     """
     state = call.state
-    if state is None and call.kwargs is None:
-        return []  # the common case, on the path of every object: keep it cheap
+    if call.kwargs is None:
+        # The common cases, on the path of every object: keep them cheap.
+        if state is None:
+            return []
+        if type(state) is PDict:
+            try:
+                if IMPLICIT_METHODS.isdisjoint(state.flat[::2]):
+                    return []
+            except TypeError:
+                pass  # an unhashable key (a list): only a hostile pickle has one
     parts = list(state) if type(state) is tuple and len(state) == 2 else [state]
     parts.append(call.kwargs)
     found: list[tuple[str, Any]] = []
