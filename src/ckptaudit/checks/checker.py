@@ -11,6 +11,7 @@ from ckptaudit.checks.types import (
     BUILD_ALWAYS,
     INVOKES_ARGUMENT,
     SETITEM_TYPES,
+    STATE_ARGUMENT,
     brief,
     is_tensor_rebuild,
     planted_methods,
@@ -296,7 +297,11 @@ class _Checker:
                     )
             if c.builds:
                 self._check_build(unit, c, c.build_offset or c.offset)
-            if c.state is not None or c.kwargs is not None:
+            if (
+                c.state is not None
+                or c.kwargs is not None
+                or (isinstance(func, Global) and func.qualified in STATE_ARGUMENT)
+            ):
                 self._check_planted(unit, c)
             if creation:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ckptaudit.findings import Kind
@@ -12,8 +13,17 @@ __all__ = ["is_enum_shape", "is_mapping_subclass_shape", "shape_kind"]
 
 
 def _class_like(func: Global) -> bool:
+    """A CamelCase name outside the standard library.
+
+    CamelCase: classes are; the functions and constants that run code are not. The standard
+    library is excluded because it is where classes whose constructor does I/O live
+    (``unittest.TestProgram('mod')``, ``sqlite3.Connection('f')``, ``zipfile.ZipFile``) and
+    what an attacker can count on being importable; Enums and mappings that checkpoints
+    hold come from the user's own code and libraries.
+    """
+    if func.module.split(".", 1)[0] in sys.stdlib_module_names:
+        return False
     last = func.name.rsplit(".", 1)[-1]
-    # CamelCase: classes are; the functions and constants that run code are not.
     return last[:1].isupper() and not last.isupper()
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
+from ckptaudit.policy.inert import INERT_CONSTRUCTORS
 
 __all__ = [
     "BUILD_ALWAYS",
     "IMPLICIT_METHODS",
     "INVOKES_ARGUMENT",
     "SETITEM_TYPES",
+    "STATE_ARGUMENT",
     "brief",
     "is_callable_value",
     "is_tensor_rebuild",
@@ -215,6 +217,11 @@ IMPLICIT_METHODS = frozenset(
         "add",  # ADDITEMS on anything but a set
         "__setstate__",  # BUILD looks it up on the instance
         "keys",  # dict(x), OrderedDict(x), copyreg._reconstructor(cls, dict, x)
+        "items",  # OrderedDict(x) without keys()
+        "update",
+        "replace",  # uuid.UUID(x)
+        "read",  # constructors that take a file-like object
+        "readline",
         "detach",  # nn.Parameter(x), torch's _rebuild_parameter
         "requires_grad_",
         "__reduce__",  # looked up on the instance when the object is saved again
@@ -222,57 +229,82 @@ IMPLICIT_METHODS = frozenset(
         "__getstate__",
         "__deepcopy__",  # copy.deepcopy looks these up on the instance
         "__copy__",
+        "__call__",
+        "__iter__",
+        "__getitem__",
+        "__getattr__",
     }
 )
 """Methods that unpickling, the data constructors it calls, or saving the object again call
 on an object without a REDUCE, looked up on the instance: state that sets one of them
 to a callable makes the file call it."""
 
+STATE_ARGUMENT: dict[str, int] = {
+    "torch._tensor._rebuild_from_type_v2": 3,
+    "torch._tensor._rebuild_from_type": 3,
+    "torch._utils._rebuild_parameter_with_state": 3,
+}
+"""Allowed torch rebuild functions that set an argument (a dict) as the result's attributes."""
+
 _CALLABLE_MAKERS = frozenset(
     {"builtins.getattr", "functools.partial", "_functools.partial", "functools.partialmethod"}
 )
+_STR_ONLY = {str}
 
 
 def is_callable_value(value: Any) -> bool:
-    """True for what may be callable: a global reference, or a call that makes a callable
-    (getattr, partial) or whose callee is itself computed."""
+    """True for what may be callable: a global reference, or any object made by a call
+    other than an inert data constructor (an instance may define ``__call__``)."""
     if isinstance(value, Global):
         return True
     if isinstance(value, Call):
         func = value.func
-        return not isinstance(func, Global) or func.qualified in _CALLABLE_MAKERS
+        if not isinstance(func, Global) or func.qualified in _CALLABLE_MAKERS:
+            return True
+        return not (func.qualified in INERT_CONSTRUCTORS or is_tensor_rebuild(func))
     return False
 
 
 def planted_methods(call: Call) -> list[tuple[str, Any]]:
-    """(name, value) pairs where a BUILD state or NEWOBJ_EX keyword arguments set one of the
-    :data:`IMPLICIT_METHODS` of an object to something that may be callable.
+    """(name, value) pairs where the file sets one of the :data:`IMPLICIT_METHODS` of an
+    object, or an attribute whose name is computed at load time, to something that may be
+    callable.
 
-    A state is a dict, or a (dict, slot dict) pair; anything else sets no named attribute.
+    Attributes are set by a BUILD state (a dict, a (dict, slot dict) pair, the dict of a
+    partial's 4-tuple), NEWOBJ_EX keyword arguments, and the state argument of the torch
+    rebuild functions in :data:`STATE_ARGUMENT`.
     """
     state = call.state
-    if call.kwargs is None:
-        # The common cases, on the path of every object: keep them cheap.
+    func = call.func
+    rebuild = STATE_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
+    if call.kwargs is None and rebuild is None:
+        # The common cases, on the path of every object: keep them cheap (C-level passes).
         if state is None:
             return []
         if type(state) is PDict:
+            keys = state.flat[::2]
             try:
-                if IMPLICIT_METHODS.isdisjoint(state.flat[::2]):
+                if IMPLICIT_METHODS.isdisjoint(keys) and set(map(type, keys)) <= _STR_ONLY:
                     return []
             except TypeError:
                 pass  # an unhashable key (a list): only a hostile pickle has one
-    parts = list(state) if type(state) is tuple and len(state) == 2 else [state]
+    parts = list(state) if type(state) is tuple else [state]
     parts.append(call.kwargs)
+    args = call.args
+    if rebuild is not None and type(args) is tuple and len(args) > rebuild:
+        parts.append(args[rebuild])
     found: list[tuple[str, Any]] = []
     for part in parts:
-        if type(part) is PDict:
-            flat = part.flat
-            for i in range(0, len(flat) - 1, 2):
-                name = flat[i]
-                if (
-                    type(name) is str
-                    and name in IMPLICIT_METHODS
-                    and is_callable_value(flat[i + 1])
-                ):
-                    found.append((name, flat[i + 1]))
+        if type(part) is not PDict:
+            continue
+        flat = part.flat
+        for i in range(0, len(flat) - 1, 2):
+            name, value = flat[i], flat[i + 1]
+            if type(name) is str:
+                if name in IMPLICIT_METHODS and is_callable_value(value):
+                    found.append((name, value))
+            elif is_callable_value(value):
+                # pickle writes attribute names as strings; a name computed by a call
+                # (str('keys')) hides which method it sets.
+                found.append((f"<computed name {brief(name)}>", value))
     return found

@@ -84,18 +84,33 @@ def _add_reading(container: Container, fmt: str, source: Source, limits: Limits)
 
 
 def _unknown(source: Source, head: bytes, limits: Limits) -> Container:
-    """Not a format torch reads; but a zip hidden behind other bytes is still scanned."""
-    try:
-        archive = ZipArchive(source, limits, allow_prefix=True)
-    except InputError:
+    """Not a format torch reads by its first bytes; but torch.load still unpickles whatever
+    opcode the file starts with, and a zip hidden behind other bytes is still scanned."""
+    first = run_pickle(source.read_at(0, min(source.size, _CARVE_WINDOW)))
+    if first.complete or first.globals or first.calls:
+        # A pickle that starts with a rarer opcode (FLOAT, NEWTRUE, FRAME...): torch.load
+        # runs it as a legacy file's first pickle, and a loop of pickle.load runs it too.
+        container = read_plain_pickle(source, limits)
+        _add_zip_behind(container, source, limits)
+        return container
+    container = Container(format="zip")
+    if not _add_zip_behind(container, source, limits):
         carved = _carve(source, limits)
         if carved is not None:
             return carved
         raise UnknownFormatError(
             f"not a checkpoint: unrecognised bytes {head[:8]!r} (not a torch zip, legacy, tar, "
             "pickle or safetensors file)"
-        ) from None
-    container = Container(format="zip")
+        )
+    return container
+
+
+def _add_zip_behind(container: Container, source: Source, limits: Limits) -> bool:
+    """Audit the members of a zip that ends the file behind other bytes; False if none."""
+    try:
+        archive = ZipArchive(source, limits, allow_prefix=True)
+    except InputError:
+        return False
     container.issues.append(
         ContainerIssue(
             "not-a-torch-checkpoint",
@@ -114,7 +129,7 @@ def _unknown(source: Source, head: bytes, limits: Limits) -> Container:
             continue
         if data[:1] == b"\x80" or entry.name.lower().endswith(".pkl"):
             container.units.append(PickleUnit(entry.name, run_pickle(data), torch_reads=False))
-    return container
+    return True
 
 
 def _carve(source: Source, limits: Limits) -> Container | None:

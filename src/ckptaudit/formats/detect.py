@@ -9,7 +9,7 @@ import tarfile
 from ckptaudit.errors import LimitExceeded
 from ckptaudit.formats.source import Source, SourceFile
 
-__all__ = ["FORMATS", "LEGACY_MAGIC", "detect_format", "is_tar", "other_reading"]
+__all__ = ["FORMATS", "LEGACY_MAGIC", "TAR_HEADER_MAX", "detect_format", "is_tar", "other_reading"]
 
 FORMATS = (
     "torch-zip",
@@ -28,8 +28,10 @@ a polyglot)."""
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 """The magic number torch's legacy format pickles first."""
 
-_TAR_PROBE_MAX = 64 << 20
-"""The longest single read the tar probe allows (a GNU long name is read whole)."""
+TAR_HEADER_MAX = 8 << 10
+"""The longest tar header record (GNU long name, PAX) handed to Python's tarfile. Real ones
+are a path long; CPython before 3.11.10/3.12.6 parses PAX records in quadratic time
+(CVE-2024-6232): 80 KB of digits costs 11 s, 8 KB a tenth of a second."""
 
 _LEGACY_PREFIX = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
 
@@ -41,10 +43,10 @@ def is_tar(source: Source) -> bool:
     header past any fixed window.
     """
     try:
-        with tarfile.open(fileobj=SourceFile(source, _TAR_PROBE_MAX), mode="r:"):
+        with tarfile.open(fileobj=SourceFile(source, TAR_HEADER_MAX), mode="r:"):
             return True
     except LimitExceeded:
-        return True  # the header parsed and announced a huge record: the reader reports it
+        return True  # a valid header announced a huge record: the tar reader reports it
     except (tarfile.TarError, EOFError, OSError, ValueError):
         return False
 

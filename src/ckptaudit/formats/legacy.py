@@ -76,7 +76,7 @@ def read_legacy(source: Source, limits: Limits) -> Container:
         elif end is not None and end < source.size:
             # torch stops after the storages; a loop of pickle.load goes on reading.
             rest = source.read_at(end, min(source.size - end, limits.max_pickle_bytes))
-            container.units.extend(trailing_units(rest, 0, "legacy file", limits, base=end))
+            trailing_units(container, rest, 0, "legacy file", base=end)
     return container
 
 

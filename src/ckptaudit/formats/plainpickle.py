@@ -37,5 +37,5 @@ def read_plain_pickle(source: Source, limits: Limits) -> Container:
         )
     if result.complete and result.end < source.size:
         rest = source.read_at(result.end, min(source.size - result.end, limits.max_pickle_bytes))
-        container.units.extend(trailing_units(rest, 0, "pickle", limits, base=result.end))
+        trailing_units(container, rest, 0, "pickle", base=result.end)
     return container

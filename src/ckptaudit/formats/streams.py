@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ckptaudit.checks import PickleUnit
-from ckptaudit.pickle.limits import Limits
+from ckptaudit.formats.container import Container, ContainerIssue
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 
 __all__ = ["looks_like_payload", "npy_body_offset", "trailing_units"]
@@ -20,18 +20,25 @@ _NPY_MAGIC = b"\x93NUMPY"
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
+_MAX_TRAILING_STREAMS = 10_000
+"""Streams followed after STOP before giving up: far more than any real file has, few enough
+that a file of two-byte pickles (``N.`` x a million) costs milliseconds."""
+
+
 def trailing_units(
-    data: bytes, start: int, label: str, limits: Limits, base: int = 0
+    container: Container, data: bytes, start: int, label: str, base: int = 0
 ) -> list[PickleUnit]:
     """Audit the pickle streams from ``start`` on, one after another, as a loop of
     ``pickle.load`` reads them, until the bytes end or stop parsing.
 
-    Streams that name or call nothing are dropped. ``base`` is where ``data`` sits in its
-    member, for the labels.
+    Streams that name or call nothing are dropped; the ones kept are added to the container
+    and returned. Running out of the stream budget with bytes left is a limit finding (the
+    file is then never compatible): a payload could sit after any number of empty pickles.
+    ``base`` is where ``data`` sits in its member, for the labels.
     """
     units: list[PickleUnit] = []
     pos = start
-    for _ in range(limits.max_pickles):
+    for _ in range(_MAX_TRAILING_STREAMS):
         if pos >= len(data) or data.count(0, pos) == len(data) - pos:
             break  # nothing left but padding
         result = run_pickle(data, pos)
@@ -44,6 +51,17 @@ def trailing_units(
         if not result.complete or result.end <= pos:
             break
         pos = result.end
+    else:
+        if pos < len(data):
+            container.issues.append(
+                ContainerIssue(
+                    "limit-exceeded",
+                    f"more than {_MAX_TRAILING_STREAMS} pickle streams after STOP in {label}: "
+                    f"the rest (from byte {base + pos}) was not audited",
+                )
+            )
+            container.complete = False
+    container.units.extend(units)
     return units
 
 

@@ -13,6 +13,7 @@ import tarfile
 from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import ContainerError, LimitExceeded
 from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.formats.detect import TAR_HEADER_MAX
 from ckptaudit.formats.source import Source, SourceFile
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.nodes import Global
@@ -36,7 +37,7 @@ def read_torch_tar(source: Source, limits: Limits) -> Container:
     )
     try:
         tar = tarfile.open(  # noqa: SIM115 - closed below
-            fileobj=SourceFile(source, limits.max_pickle_bytes), mode="r:"
+            fileobj=SourceFile(source, TAR_HEADER_MAX), mode="r:"
         )
     except (tarfile.TarError, OSError) as exc:
         raise ContainerError(f"damaged tar archive: {exc}") from None
@@ -54,41 +55,39 @@ def read_torch_tar(source: Source, limits: Limits) -> Container:
             info = members.get(name)
             if info is None:
                 continue
-            data = _member(tar, info, limits, source.size, container)
+            data = _member(source, info, limits, container)
             if data is not None:
                 container.units.append(PickleUnit(name, run_pickle(data), torch_reads=False))
         for name in ("storages", "tensors"):
             info = members.get(name)
             if info is not None:
-                data = _member(tar, info, limits, source.size, container)
+                data = _member(source, info, limits, container)
                 if data is not None:
                     _interleaved(container, name, data)
         other = [n for n in members if n not in ("sys_info", "pickle", "storages", "tensors")]
         for name in other[: limits.max_pickles]:
-            data = _member(tar, members[name], limits, source.size, container)
+            data = _member(source, members[name], limits, container)
             if data is not None and data[:1] == b"\x80":
                 container.units.append(PickleUnit(name, run_pickle(data), torch_reads=False))
     return container
 
 
 def _member(
-    tar: tarfile.TarFile, info: tarfile.TarInfo, limits: Limits, size: int, container: Container
+    source: Source, info: tarfile.TarInfo, limits: Limits, container: Container
 ) -> bytes | None:
     """A member's bytes; None (and a malformed issue) when it is damaged or lies past the end."""
     if info.size > limits.max_pickle_bytes:
         raise LimitExceeded(f"tar member {info.name} is {info.size} bytes")
-    problem = None
-    if info.offset_data + info.size > size:
+    if info.offset_data + info.size > source.size:
         # Checked before reading: tarfile would allocate the declared size, then fail.
         problem = f"tar member {info.name} declares {info.size} bytes, past the end of the file"
+    elif info.issparse():
+        problem = f"tar member {info.name} is a sparse file: its holes are not audited"
+    elif not info.isreg():
+        problem = f"tar member {info.name} is not a file"
     else:
-        try:
-            handle = tar.extractfile(info)
-            if handle is not None:
-                return handle.read()
-            problem = f"tar member {info.name} is not a file"
-        except tarfile.TarError as exc:
-            problem = f"damaged tar member {info.name}: {exc}"
+        # Read directly: tarfile's own reads are kept to headers (see TAR_HEADER_MAX).
+        return source.read_at(info.offset_data, info.size)
     container.issues.append(ContainerIssue("malformed", problem, member=info.name))
     container.complete = False
     return None

@@ -154,7 +154,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         result = run_pickle(data)
         container.units.append(PickleUnit(member, result, torch_reads=True, order=n))
         end = result.end if result.complete else len(data)
-        _trailing(container, data, end, member or entry.name, limits)
+        _trailing(container, data, end, member or entry.name)
     _storage_headers(archive, container, lookup)
     container.storage_records = {}
     for e in archive.entries:
@@ -195,13 +195,11 @@ def _torch_fails(container: Container, message: str) -> None:
     container.issues.append(ContainerIssue("malformed", message, torch_error=message))
 
 
-def _trailing(container: Container, data: bytes, end: int, member: str, limits: Limits) -> None:
+def _trailing(container: Container, data: bytes, end: int, member: str) -> None:
     """Bytes after STOP: torch ignores them; other tools may not."""
     if end >= len(data) or data.count(0, end) == len(data) - end:
         return
-    units = trailing_units(data, end, member, limits)
-    container.units.extend(units)
-    if not units:
+    if not trailing_units(container, data, end, member):
         container.issues.append(
             ContainerIssue(
                 "zip-anomaly", f"{len(data) - end} bytes after STOP in {member}", member=member
@@ -269,7 +267,7 @@ def _scan_extra_pickles(
         # The weights_only loader reads none of these (TorchScript is refused before reading).
         container.units.append(PickleUnit(label, result, torch_reads=False, order=50))
         if result.complete:
-            container.units.extend(trailing_units(data, result.end, label, limits))
+            trailing_units(container, data, result.end, label)
 
 
 _MAX_NESTED_ZIPS = 2

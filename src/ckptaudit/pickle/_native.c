@@ -357,7 +357,10 @@ line_int(const unsigned char *data, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *
     const unsigned char *nl = memchr(data + pos, '\n', end - pos);
     if (nl == NULL)
         return pickle_error("truncated: line argument without newline", pos);
-    PyObject *raw = PyBytes_FromStringAndSize((const char *)data + pos, nl - (data + pos));
+    /* The C unpickler reads the line as a C string: it ends at a NUL byte. */
+    const unsigned char *nul = memchr(data + pos, '\0', nl - (data + pos));
+    const unsigned char *stop = nul != NULL ? nul : nl;
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)data + pos, stop - (data + pos));
     if (raw == NULL)
         return NULL;
     PyObject *value = PyNumber_Long(raw);

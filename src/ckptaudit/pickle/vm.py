@@ -620,10 +620,24 @@ def _long4(m: _Machine, pos: int) -> int:
     return new
 
 
+_INF = float("inf")
+# What PyOS_string_to_double accepts: no whitespace, no underscores, no hex.
+_STRTOD = re.compile(
+    rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)\Z",
+    re.IGNORECASE,
+)
+
+
 @_handles("FLOAT")
 def _float(m: _Machine, pos: int) -> int:
     raw, new = m.line(pos)
-    m.stack.append(float(raw))
+    raw = raw.split(b"\0", 1)[0]  # the C unpickler reads the line as a C string
+    if not _STRTOD.match(raw):
+        raise ValueError("could not convert string to float")
+    value = float(raw)
+    if value in (_INF, -_INF) and b"n" not in raw.lower():
+        raise OverflowError("float too large to unpickle")  # what the C unpickler raises
+    m.stack.append(value)
     return new
 
 
@@ -916,7 +930,7 @@ def _get(m: _Machine, index: int, pos: int) -> None:
 @_handles("PUT")
 def _put_text(m: _Machine, pos: int) -> int:
     raw, new = m.line(pos)
-    index = int(raw)
+    index = int(raw.split(b"\0", 1)[0])  # a C string, as the C unpickler reads it
     if index < 0:
         raise PickleError("negative PUT argument", pos - 1)
     _put(m, index, pos)
@@ -946,7 +960,7 @@ def _memoize(m: _Machine, pos: int) -> int:
 @_handles("GET")
 def _get_text(m: _Machine, pos: int) -> int:
     raw, new = m.line(pos)
-    _get(m, int(raw), pos)
+    _get(m, int(raw.split(b"\0", 1)[0]), pos)  # a C string, as the C unpickler reads it
     return new
 
 

@@ -135,6 +135,8 @@ DANGEROUS_MODULES: dict[str, str] = {
     "tarfile": "reads and writes archives on disk",
     "dbm": "opens database files",
     "sqlite3": "opens database files",
+    "_sqlite3": "opens database files (sqlite3's C module)",
+    "unittest": "imports modules by name, runs tests and exits (unittest.TestProgram)",
     "logging.config": "listens on sockets, reads config files, imports handlers",
     "logging.FileHandler": "creates files",
     "socket": "network access",

@@ -18,6 +18,7 @@ __all__ = [
     "INERT_CLASSMETHODS",
     "INERT_CONSTRUCTORS",
     "INERT_MODULES",
+    "STDLIB_ENUMS",
     "absorbed_references",
     "benign_pattern",
     "is_inert_constructor",
@@ -120,13 +121,48 @@ INERT_CONSTRUCTORS: dict[str, str] = {
 """``module.name`` -> why calling it only builds data."""
 
 _PANDAS_RECONSTRUCTOR = re.compile(r"_(new_\w*Index|unpickle\w*|\w+_unpickle)\Z")
+# transformers' ModelOutput dataclasses (an OrderedDict subclass called with its field
+# values); the module also imports names such as `dataclass`, which these do not match.
+_TRANSFORMERS_OUTPUT = re.compile(r"[A-Z]\w*Output\w*\Z")
+
+STDLIB_ENUMS = frozenset(
+    {
+        "ast._Precedence",
+        "enum.EnumCheck",
+        "enum.FlagBoundary",
+        "http.HTTPMethod",
+        "http.HTTPStatus",
+        "inspect._ParameterKind",
+        "plistlib.PlistFormat",
+        "pstats.SortKey",
+        "py_compile.PycInvalidationMode",
+        "re.RegexFlag",
+        "signal.Handlers",
+        "signal.Sigmasks",
+        "signal.Signals",
+        "socket.AddressFamily",
+        "socket.AddressInfo",
+        "socket.MsgFlag",
+        "socket.SocketKind",
+        "ssl.AlertDescription",
+        "ssl.Options",
+        "ssl.Purpose",
+        "ssl.SSLErrorNumber",
+        "ssl.TLSVersion",
+        "ssl.VerifyFlags",
+        "ssl.VerifyMode",
+        "tkinter.EventType",
+        "uuid.SafeUUID",
+    }
+)
+"""The standard library's Enums (Python 3.11): calling one looks a member up. The Enum
+shape (a CamelCase class called with one literal) is not trusted in the standard library,
+where classes with I/O in their constructor live; these are listed instead."""
 
 INERT_MODULES: dict[str, str] = {
     "pandas._libs.tslibs.offsets": "date offsets (Day, MonthEnd, ...) built from (n, normalize)",
     "torch.jit._pickle": "TorchScript's pickle helpers build lists, tensors and type tags",
     "torch.return_types": "named-tuple results of torch functions (torch.max(t, 0))",
-    "transformers.modeling_outputs": "ModelOutput dataclasses (SequenceClassifierOutput, ...): "
-    "an OrderedDict subclass called with its field values",
 }
 """Modules whose every function only builds data."""
 
@@ -138,11 +174,15 @@ def is_inert_constructor(qualified: str, module: str) -> bool:
     makes an instance without calling ``__init__`` and sets fields, like NEWOBJ + BUILD.
     """
     name = qualified[len(module) + 1 :]
-    if qualified in INERT_CONSTRUCTORS or (module in INERT_MODULES and "." not in name):
+    if qualified in INERT_CONSTRUCTORS or qualified in STDLIB_ENUMS:
+        return True
+    if module in INERT_MODULES and "." not in name:
         return True
     # pandas pickles its values through private reconstructors named like these
     # (_new_Index, _new_DatetimeIndex, _unpickle_block, _timedelta_unpickle, _nat_unpickle).
     if module.startswith("pandas.") and _PANDAS_RECONSTRUCTOR.match(name):
+        return True
+    if module == "transformers.modeling_outputs" and _TRANSFORMERS_OUTPUT.match(name):
         return True
     return name.startswith("__pyx_unpickle_") and "." not in name
 
