@@ -190,21 +190,25 @@ def summarize(value: Any) -> str:
 
 def top_level(root: Any, limit: int) -> list[TopLevelEntry]:
     """The root's entries with summaries (one entry ``root`` when it is not a container)."""
-    entries: list[tuple[Any, Any]]
+    # Only the first `limit` entries are ever materialised: a root list of millions of items
+    # must not cost a tuple each.
+    entries: Iterable[tuple[Any, Any]]
     if type(root) is PDict:
-        entries = list(root.pairs)
+        flat = root.flat
+        count = len(flat) // 2
+        entries = zip(flat[0 : 2 * limit : 2], flat[1 : 2 * limit : 2], strict=False)
     elif type(root) is Call and root.setitems is not None and not root.items:
-        entries = list(root.setitems)
+        count, entries = len(root.setitems), root.setitems[:limit]
     elif type(root) in (list, tuple):
-        entries = list(enumerate(root))
+        count, entries = len(root), enumerate(root[:limit])
     else:
         return [TopLevelEntry(key="root", summary=summarize(root))]
     out = []
-    for key, value in entries[:limit]:
+    for key, value in entries:
         label = key if isinstance(key, str) else render_key(key)[1:-1]
         out.append(TopLevelEntry(key=str(label), summary=summarize(value)))
-    if len(entries) > limit:
-        out.append(TopLevelEntry(key="...", summary=f"{len(entries) - limit} more entries"))
+    if count > limit:
+        out.append(TopLevelEntry(key="...", summary=f"{count - limit} more entries"))
     return out
 
 

@@ -28,6 +28,7 @@ from ckptaudit.pickle.vm import OPCODE_NAMES
 from ckptaudit.policy.dangerous import danger_reason
 from ckptaudit.policy.hints import NEEDS_CONVERSION, hint_for
 from ckptaudit.policy.inert import (
+    ABSORBING_CALLEES,
     INERT_CLASSMETHODS,
     absorbed_references,
     benign_pattern,
@@ -83,6 +84,8 @@ class _Checker:
         self.unsafe_named: set[str] = set()
         self.convert: dict[str, str] = {}
         """Globals that allowlisting cannot fix, with the reason."""
+        self.trusted_callees: dict[str, bool] = {}
+        """Callee name -> whether calling it is shown harmless, whatever its arguments."""
         self.unwise: dict[str, str] = {}
         """Dangerous globals used benignly here: allowlisting works but opens the door."""
 
@@ -128,7 +131,11 @@ class _Checker:
         absorbed: set[int] = set()
         for c in result.calls:
             func = c.func
-            if isinstance(func, Global) and benign_pattern(func.qualified, c):
+            if (
+                isinstance(func, Global)
+                and func.qualified in ABSORBING_CALLEES
+                and benign_pattern(func.qualified, c)
+            ):
                 absorbed.update(id(g) for g in absorbed_references(func.qualified, c))
         self._check_opcodes(unit)
         self._check_globals(unit, calls_by_func, absorbed)
@@ -324,13 +331,18 @@ class _Checker:
             if func.dynamic:
                 return  # reported with the dynamic global
             q = func.qualified
-            if (
-                q in policy.allowed
-                or q in policy.extra_allowed
-                or is_inert_constructor(q, func.module)
-                or danger_reason(func.module, func.name) is not None
-                or (reached_through is None and is_enum_shape(c, func))
-                or (reached_through is None and is_mapping_subclass_shape(c, func))
+            trusted = self.trusted_callees.get(q)
+            if trusted is None:
+                # Judged once per name: a memoized global may be called millions of times.
+                trusted = self.trusted_callees[q] = (
+                    q in policy.allowed
+                    or q in policy.extra_allowed
+                    or is_inert_constructor(q, func.module)
+                    or danger_reason(func.module, func.name) is not None
+                )
+            if trusted or (
+                reached_through is None
+                and (is_enum_shape(c, func) or is_mapping_subclass_shape(c, func))
             ):
                 return
             label = q

@@ -29,11 +29,12 @@ def _class_like(func: Global) -> bool:
 
 def is_enum_shape(call: Call, func: Global) -> bool:
     """An Enum member lookup: ``Cls(value)``, one literal, no state, class-like name."""
-    if call.opcode != "REDUCE" or call.builds or call.items or call.setitems:
+    args = call.args
+    if type(args) is not tuple or len(args) != 1 or call.opcode != "REDUCE":
         return False
-    if not (is_literal_args(call.args) and len(call.args) == 1):
+    if call.builds or call.items or call.setitems:
         return False
-    return _class_like(func)
+    return is_literal_args(args) and _class_like(func)
 
 
 def _attribute_state(state: Any) -> bool:

@@ -224,8 +224,10 @@ def _locate_python(
                     bucket.append(rendered)
         if key in seen:
             continue
-        seen.add(key)
         t = type(node)
+        if ((t is list or t is tuple) and not node) or (t is PDict and not node.flat):
+            continue  # nothing below: not worth a seen entry (the compiled walker never pushes it)
+        seen.add(key)
         # Children are pushed in reverse so that they pop in document order.
         if t is list or t is tuple:
             for i in range(len(node) - 1, -1, -1):

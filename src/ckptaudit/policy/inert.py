@@ -15,6 +15,7 @@ from ckptaudit.pickle.nodes import Call, Global
 from ckptaudit.policy.dangerous import danger_reason
 
 __all__ = [
+    "ABSORBING_CALLEES",
     "INERT_CLASSMETHODS",
     "INERT_CONSTRUCTORS",
     "INERT_MODULES",
@@ -300,6 +301,10 @@ def typing_construct(qualified: str, call: Call, depth: int = 0) -> str | None:
     if qualified == "builtins.type" and len(args) == 1 and _is_literal(args[0]):
         return "the type of a literal (type(None))"
     return None
+
+
+ABSORBING_CALLEES = _REDUCE
+"""Callees for which :func:`absorbed_references` can return anything."""
 
 
 def absorbed_references(qualified: str, call: Call) -> list[Global]:
