@@ -531,3 +531,354 @@ def test_stub_resolves_only_harmless_globals() -> None:
     assert stub.loads(G("copyreg", "_reconstructor") + b".") is copyreg._reconstructor
     for module, name in [("os", "system"), ("logging", "os"), ("builtins", "eval")]:
         assert isinstance(stub.loads(G(module, name) + b"."), Recorder)
+
+
+# =========================================================================== Second round
+# The bypasses of the second red-team campaign (closed in 55da442 and cde38f1). The same
+# recording loaders; a few more harmless globals are resolved for real where the gadget needs
+# the real object (uuid.UUID calls replace(), a torch rebuild function calls setattr).
+
+import enum  # noqa: E402 - this section's own imports
+import http  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
+import socket  # noqa: E402
+import uuid  # noqa: E402
+
+# The planted payload is an uncatalogued global (calling it runs a process): a file holding it
+# is dangerous only if the planted route itself is seen, not because of a flagged name.
+PAYLOAD = partial(G("uuid", "_get_command_stdout"), U("true"))
+REACHED = "uuid._get_command_stdout('true'"  # PAYLOAD reached, whatever extra arguments it got
+OD = G("collections", "OrderedDict")
+
+_REAL_ROUND2 = {
+    ("uuid", "UUID"): uuid.UUID,
+    ("builtins", "str"): str,
+    ("builtins", "int"): int,
+    ("torch", "Tensor"): torch.Tensor,
+    ("torch", "float32"): torch.float32,
+    ("torch._utils", "_rebuild_meta_tensor_no_storage"): torch._utils._rebuild_meta_tensor_no_storage,
+    ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
+    ("torch._tensor", "_rebuild_from_type"): torch._tensor._rebuild_from_type,
+    ("torch._tensor", "_rebuild_from_type_v2"): torch._tensor._rebuild_from_type_v2,
+    ("torch.nn.parameter", "Parameter"): nn.Parameter,
+    ("torch.nn.modules.linear", "Identity"): nn.Identity,
+}
+
+
+def _data_pkl_loop(stub: types.ModuleType, path: Path) -> None:
+    """A tool that pickle.loads a torch zip's data.pkl until EOF (storages stubbed out)."""
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if name.endswith("/data.pkl"):
+                body = z.read(name)
+                f = io.BytesIO(body)
+                while f.tell() < len(body):
+                    unpickler = stub.Unpickler(f)
+                    unpickler.persistent_load = lambda pid: None
+                    unpickler.load()
+
+
+def payload_calls2(path: Path, loader: str) -> list[str]:
+    """payload_calls, with the globals of :data:`_REAL_ROUND2` resolved for real."""
+    stub = recording_pickle_module()
+    stub.resolved.update(_REAL_ROUND2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.suppress(Exception):
+            if loader == "data-pkl-loop":
+                _data_pkl_loop(stub, path)
+            else:
+                LOADERS[loader](path, stub)
+    return list(stub.log)
+
+
+def assert_dangerous_and_reached2(
+    tmp_path: Path, data: bytes, filename: str, loader: str, ran: str = REACHED
+) -> FileReport:
+    path, report = audit(tmp_path, data, filename)
+    assert report.status is Status.DANGEROUS, report.findings
+    calls = payload_calls2(path, loader)
+    assert any(ran in c for c in calls), calls
+    return report
+
+
+def _meta_args() -> bytes:
+    """The arguments of _rebuild_meta_tensor_no_storage: (float32, (0,), (1,), False)."""
+    return b"(" + G("torch", "float32") + b"(K\x00t(K\x01t\x89t"
+
+
+_HOOK_DICTS = ["_backward_hooks", "_backward_pre_hooks", "_forward_hooks",
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+               "_forward_pre_hooks_with_kwargs"]
+# nn.Identity made by NEWOBJ + BUILD (no __init__): calling it runs its _forward_pre_hooks.
+HOOKED_MODULE = (
+    G("torch.nn.modules.linear", "Identity") + b")\x81}"
+    + U("_forward_pre_hooks") + call(OD) + b"(K\x00" + PAYLOAD + b"us"
+    + b"".join(U(k) + b"}s" for k in ("_parameters", "_buffers", "_modules"))
+    + U("training") + b"\x88s"
+    + b"".join(U(k) + call(OD) + b"s" for k in _HOOK_DICTS)
+    + b"b"
+)
+
+PLANTED_ROUND2 = [
+    # A. methods the name list lacked
+    pytest.param(pk(call(OD, namespace(items=PAYLOAD))), id="ordereddict-falls-back-to-items"),
+    pytest.param(pk(call(G("uuid", "UUID"), namespace(replace=PAYLOAD))),
+                 id="uuid-calls-planted-replace"),
+    # B. the attribute name is computed by a call: str('keys') is the str 'keys'
+    pytest.param(pk(call(G("builtins", "dict"), call(G("types", "SimpleNamespace")) + b"}"
+                         + call(G("builtins", "str"), U("keys")) + PAYLOAD + b"sb")),
+                 id="computed-key-str-dict"),
+    pytest.param(pk(call(OD, call(G("types", "SimpleNamespace")) + b"}"
+                         + call(G("builtins", "str"), U("keys")) + PAYLOAD + b"sb")),
+                 id="computed-key-str-ordereddict"),
+    # C. other writers of an object's attributes
+    pytest.param(pk(call(OD, partial(G("builtins", "int")) + b"(" + G("builtins", "int")
+                         + b")N}" + U("keys") + PAYLOAD + b"stb")),
+                 id="partial-4tuple-state-dict"),
+    pytest.param(pk(call(OD, call(G("torch._tensor", "_rebuild_from_type_v2"),
+                                  G("torch._utils", "_rebuild_meta_tensor_no_storage"),
+                                  G("torch", "Tensor"), _meta_args(),
+                                  b"}" + U("keys") + PAYLOAD + b"s"))),
+                 id="rebuild-from-type-v2-state"),
+    pytest.param(pk(call(OD, call(G("torch._tensor", "_rebuild_from_type"),
+                                  G("torch._utils", "_rebuild_meta_tensor_no_storage"),
+                                  G("torch.nn.parameter", "Parameter"), _meta_args(),
+                                  b"}" + U("keys") + PAYLOAD + b"s"))),
+                 id="rebuild-from-type-v1-dict"),
+    pytest.param(pk(call(OD, call(G("torch._utils", "_rebuild_parameter_with_state"),
+                                  G("torch._utils", "_rebuild_meta_tensor_no_storage")
+                                  + _meta_args() + b"R",
+                                  b"\x89", call(OD), b"}" + U("keys") + PAYLOAD + b"s"))),
+                 id="rebuild-parameter-with-state"),
+    # D. a callable instance (an nn.Module with a forward pre-hook) planted as keys
+    pytest.param(pk(call(G("builtins", "dict"), namespace(keys=HOOKED_MODULE))),
+                 id="module-instance-planted-as-keys"),
+]
+
+
+def test_round2_payload_is_not_flagged_by_its_name(tmp_path: Path) -> None:
+    """Keeps the planted tests honest: only the route makes them dangerous. (If uuid's helper
+    is ever catalogued, pick another uncatalogued callable for PAYLOAD.)"""
+    _, report = audit(tmp_path, pk(b"}" + U("f") + PAYLOAD + b"s"), "model.pkl")
+    assert report.status is Status.INCOMPATIBLE, report.findings
+
+
+@pytest.mark.parametrize("data", PLANTED_ROUND2)
+def test_round2_planted_method_is_dangerous_and_runs(tmp_path: Path, data: bytes) -> None:
+    assert_dangerous_and_reached2(tmp_path, data, "model.pkl", "pickle")
+
+
+def test_round2_rebuild_state_in_torch_zip_reaches_torch_load(tmp_path: Path) -> None:
+    """The same gadget as data.pkl of a torch zip: torch.load's own unpickling reaches it."""
+    tensor = call(G("torch._tensor", "_rebuild_from_type_v2"),
+                  G("torch._utils", "_rebuild_meta_tensor_no_storage"), G("torch", "Tensor"),
+                  _meta_args(), b"}" + U("keys") + PAYLOAD + b"s")
+    data = torch_zip(pk(b"}" + U("w") + call(OD, tensor) + b"s"))
+    assert_dangerous_and_reached2(tmp_path, data, "model.pt", "torch")
+
+
+# --------------------------------------------------------------------------- E. shape exemptions
+
+SHAPES_ROUND2 = [
+    pytest.param(pk(call(G("unittest", "TestProgram"), U("antigravity"))),
+                 "unittest.TestProgram('antigravity',)", id="enum-shape-unittest-testprogram"),
+    pytest.param(pk(G("unittest", "TestProgram") + b")R(" + U("a") + b"K\x01u"),
+                 "unittest.TestProgram()", id="mapping-shape-unittest-testprogram"),
+    pytest.param(pk(call(G("_sqlite3", "Connection"), U("/tmp/x.db"))),
+                 "_sqlite3.Connection('/tmp/x.db',)", id="enum-shape-sqlite3-connection"),
+]
+
+
+@pytest.mark.parametrize(("data", "ran"), SHAPES_ROUND2)
+def test_round2_stdlib_class_in_a_benign_shape_is_dangerous(
+    tmp_path: Path, data: bytes, ran: str
+) -> None:
+    assert_dangerous_and_reached2(tmp_path, data, "model.pkl", "pickle", ran)
+
+
+class UserColor(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+class UserOrderedDict(collections.OrderedDict):
+    pass
+
+
+ENUM_LOOKALIKES = [
+    pytest.param(value, proto, id=f"{label}-protocol{proto}")
+    for label, value in [("re.RegexFlag", re.RegexFlag(2)), ("http.HTTPStatus", http.HTTPStatus(200)),
+                         ("socket.AddressFamily", socket.AddressFamily(2)),
+                         ("user-enum", UserColor.BLUE),
+                         ("user-ordereddict-subclass", UserOrderedDict(a=1, b=[2]))]
+    for proto in (2, 4)
+]
+
+
+@pytest.mark.parametrize(("value", "proto"), ENUM_LOOKALIKES)
+def test_round2_enum_and_mapping_lookalikes_stay_not_dangerous(
+    tmp_path: Path, value: object, proto: int
+) -> None:
+    data = pickle.dumps(value, protocol=proto)
+    assert pickle.loads(data) == value
+    _, report = audit(tmp_path, data, "model.pkl")
+    assert report.status is Status.INCOMPATIBLE, report.findings
+
+
+# --------------------------------------------------------------------------- F. stream count
+
+EMPTY_STREAMS = b"N." * 70
+
+
+def _torch_saved_with_tail(tail: bytes) -> bytes:
+    """A real torch.save zip whose data.pkl has ``tail`` appended (still torch-loadable)."""
+    saved = zipfile.ZipFile(io.BytesIO(_saved({"w": torch.zeros(2), "epoch": 3})))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
+        for info in saved.infolist():
+            body = saved.read(info)
+            out.writestr(info, body + tail if info.filename.endswith("/data.pkl") else body)
+    return buffer.getvalue()
+
+
+def test_round2_payload_after_70_empty_streams(tmp_path: Path) -> None:
+    data = BENIGN + EMPTY_STREAMS + HOSTILE
+    assert_dangerous_and_reached2(tmp_path, data, "model.pkl", "pickle-loop", RAN)
+
+
+def test_round2_payload_after_70_empty_streams_in_torch_data_pkl(tmp_path: Path) -> None:
+    data = _torch_saved_with_tail(EMPTY_STREAMS + HOSTILE)
+    report = assert_dangerous_and_reached2(tmp_path, data, "model.pt", "data-pkl-loop", RAN)
+    assert report.weights_only_compatible  # torch reads the first pickle only (checked in audit)
+
+
+@pytest.mark.parametrize("count", [10_001, 30_000])
+@pytest.mark.parametrize("where", ["plain", "torch-data-pkl"])
+def test_round2_payload_past_the_stream_cap(tmp_path: Path, count: int, where: str) -> None:
+    tail = b"N." * count + HOSTILE
+    data = BENIGN + tail if where == "plain" else _torch_saved_with_tail(tail)
+    report = ckptaudit.audit_bytes(data, name="model.pt")
+    assert report.status in (Status.ERROR, Status.DANGEROUS), report.findings
+    assert report.status is not Status.COMPATIBLE
+    assert not report.weights_only_compatible  # a limit finding: never called compatible
+    assert any(f.rule == "CKA402" for f in report.findings), report.findings
+    path = tmp_path / "model.pt"
+    path.write_bytes(data)
+    loader = "pickle-loop" if where == "plain" else "data-pkl-loop"
+    assert any(RAN in c for c in payload_calls2(path, loader))
+
+
+# --------------------------------------------------------------------------- G. first opcode
+
+_SYSTEM_BODY = G("os", "system") + U("true") + b"\x85R."
+FIRST_OPCODE = {
+    "float": b"F0\n0" + _SYSTEM_BODY,
+    "newtrue": b"\x880" + _SYSTEM_BODY,
+    "frame": b"\x95" + struct.pack("<Q", len(_SYSTEM_BODY)) + _SYSTEM_BODY,
+}
+
+
+@pytest.mark.parametrize("zip_tail", [False, True], ids=["alone", "benign-torch-zip-appended"])
+@pytest.mark.parametrize("first", list(FIRST_OPCODE))
+def test_round2_pickle_starting_with_a_rare_opcode(
+    tmp_path: Path, first: str, zip_tail: bool
+) -> None:
+    data = FIRST_OPCODE[first] + (_saved({"w": torch.zeros(2)}) if zip_tail else b"")
+    report = assert_dangerous_and_reached2(tmp_path, data, "model.pt", "torch", RAN)
+    assert report.format == "pickle"
+    assert any(RAN in c for c in payload_calls2(tmp_path / "model.pt", "pickle"))
+
+
+# --------------------------------------------------------------------------- H. C-string arguments
+
+TEXT_PAYLOAD = b"cos\nsystem\n(S'true'\ntR."
+NUL_ARGUMENTS = [
+    pytest.param(b"F1.5\x00junk\n0" + TEXT_PAYLOAD, id="float-nul-junk"),
+    pytest.param(b"Np1\x00junk\n0" + TEXT_PAYLOAD, id="put-nul-junk"),
+    pytest.param(b"Np1\n0g1\x00junk\n0" + TEXT_PAYLOAD, id="get-nul-junk"),
+]
+
+
+@pytest.mark.parametrize("data", NUL_ARGUMENTS)
+def test_round2_text_argument_ending_at_nul(tmp_path: Path, data: bytes) -> None:
+    assert_dangerous_and_reached2(tmp_path, data, "model.pkl", "pickle", RAN)
+
+
+FLOAT_LITERALS = [b"1.5", b"1.5\x00junk", b"inf", b"-Infinity", b"nan", b"1e308", b"1e309",
+                  b"1e-400", b" 1.0", b"1.0 ", b"1_0.5", b"0x1p3", b".5", b"5.", b"1e", b"+.5e-3",
+                  b"-nan", b"INF", b"infinit", b"", b"1.5\x00", b"\x001.5", b"0", b"-0.0"]
+
+
+def _same_value(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return (a, type(a)) == (b, type(b)) and (not isinstance(a, float) or
+                                              math.copysign(1, a) == math.copysign(1, b))
+
+
+def _cpython_and_ours(stream: bytes) -> tuple[object, object]:
+    try:
+        expected: object = pickle.loads(stream)
+    except Exception:
+        expected = ValueError
+    result = run_pickle(stream)
+    return expected, (result.root if result.complete else ValueError)
+
+
+@pytest.mark.parametrize("literal", FLOAT_LITERALS, ids=repr)
+def test_round2_text_float_parsed_as_cpython_parses_it(literal: bytes) -> None:
+    expected, got = _cpython_and_ours(b"F" + literal + b"\n.")
+    assert _same_value(got, expected), (got, expected)
+
+
+MEMO_LITERALS = [b"1\x00junk", b" 1", b"+1", b"1_0", b"-1", b"1 ", b"01", b"1\x00", b"0x1"]
+
+
+@pytest.mark.parametrize("literal", MEMO_LITERALS, ids=repr)
+@pytest.mark.parametrize("opcode", ["PUT", "GET", "both"])
+def test_round2_text_memo_index_parsed_as_cpython_parses_it(literal: bytes, opcode: str) -> None:
+    put = literal if opcode in ("PUT", "both") else b"1"
+    get = literal if opcode in ("GET", "both") else b"1"
+    expected, got = _cpython_and_ours(b"K\x07p" + put + b"\n0g" + get + b"\n.")
+    assert (got, type(got)) == (expected, type(expected))
+
+
+# --------------------------------------------------------------------------- I. PAX headers
+
+
+def _pax_digits_tar(n: int) -> bytes:
+    """A tar whose first header is an n-byte PAX record of digits (CVE-2024-6232's quadratic
+    regex in CPython < 3.11.10), then a legacy-tar member."""
+    header = bytearray(512)
+    header[0:14] = b"././@PaxHeader"
+    header[100:108], header[108:116], header[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
+    header[124:136], header[136:148] = b"%011o\0" % n, b"00000000000\0"
+    header[148:156], header[156:157] = b" " * 8, b"x"
+    header[257:263], header[263:265] = b"ustar\0", b"00"
+    header[148:156] = b"%06o\0 " % sum(header)
+    body = b"1" * n + b"\0" * (-n % 512)
+    return bytes(header) + body + tar_of([("sys_info", SYSINFO_PKL)])
+
+
+def test_round2_huge_pax_record_is_a_limit_error() -> None:
+    # torch.load is not asked: CPython 3.11.7's tarfile spends ~11 s on this header.
+    report = ckptaudit.audit_bytes(_pax_digits_tar(80_000), name="model.tar")
+    assert report.status is Status.ERROR, report.findings
+    assert any(f.rule == "CKA402" for f in report.findings), report.findings
+    assert not report.weights_only_compatible
+
+
+def test_round2_legit_pax_header_is_still_a_torch_tar(tmp_path: Path) -> None:
+    members = [("données-é.txt", b"x"), ("sys_info", pickle.dumps({"protocol_version": 1001}, 2)),
+               ("pickle", pickle.dumps({"a": 1}, 2)),
+               ("storages", pickle.dumps(0, 2) + pickle.dumps([], 2)),
+               ("tensors", pickle.dumps(0, 2))]
+    data = tar_of(members, fmt=tarfile.PAX_FORMAT)
+    assert data[156:157] == b"x"  # the first header is a PAX record
+    _, report = audit(tmp_path, data, "model.tar")
+    assert report.format == "torch-tar"
+    assert report.status is Status.INCOMPATIBLE, report.findings
+    hostile = tar_of([*members[:2], ("pickle", HOSTILE), *members[3:]], fmt=tarfile.PAX_FORMAT)
+    assert_dangerous_and_reached2(tmp_path, hostile, "evil.tar", "torch", RAN)
