@@ -302,7 +302,7 @@ def peak_per_input_byte(data: bytes) -> tuple[FileReport, float]:
 
 def test_a_million_empty_dicts_in_a_list() -> None:
     # Measured tracemalloc peaks per input byte (cde38f1): compiled core 120, pure-Python core
-    # 281 (before cde38f1 the compiled core took ~220). Bounds: 1.5x those. The pure core is
+    # 281 (before cde38f1 the compiled core took 197). Bounds: 1.5x those. The pure core is
     # fed 200,000 dicts (the same peak per byte; traced, a million take it 14 s).
     from ckptaudit.pickle.native import backend
 
@@ -314,7 +314,7 @@ def test_a_million_empty_dicts_in_a_list() -> None:
 
 
 def test_a_million_nones_in_a_list() -> None:
-    # Measured: 24.5 bytes of peak per input byte in both cores (~113 before cde38f1, when the
+    # Measured: 24.5 bytes of peak per input byte in both cores (100 before cde38f1, when the
     # top-level summary materialised every entry of the root); bound 1.5x that.
     report, per_byte = peak_per_input_byte(b"\x80\x02](" + b"N" * 1_000_000 + b"e.")
     assert report.status is Status.INCOMPATIBLE

@@ -23,7 +23,7 @@ def _class_like(func: Global) -> bool:
     """
     if func.module.split(".", 1)[0] in sys.stdlib_module_names:
         return False
-    last = func.name.rsplit(".", 1)[-1]
+    last = func.name.rsplit(".", 1)[-1].lstrip("_")  # private classes (_Color) count too
     return last[:1].isupper() and not last.isupper()
 
 
