@@ -703,6 +703,10 @@ class UserColor(enum.Enum):
     BLUE = 2
 
 
+class _PrivateColor(enum.Enum):
+    GREEN = 1
+
+
 class UserOrderedDict(collections.OrderedDict):
     pass
 
@@ -712,6 +716,7 @@ ENUM_LOOKALIKES = [
     for label, value in [("re.RegexFlag", re.RegexFlag(2)), ("http.HTTPStatus", http.HTTPStatus(200)),
                          ("socket.AddressFamily", socket.AddressFamily(2)),
                          ("user-enum", UserColor.BLUE),
+                         ("user-private-enum", _PrivateColor.GREEN),
                          ("user-ordereddict-subclass", UserOrderedDict(a=1, b=[2]))]
     for proto in (2, 4)
 ]
