@@ -14,6 +14,7 @@ from ckptaudit.checks.types import (
     STATE_ARGUMENT,
     brief,
     is_tensor_rebuild,
+    planted_hooks,
     planted_methods,
     runtime_type,
     torch_global_name,
@@ -22,7 +23,7 @@ from ckptaudit.checks.types import (
 from ckptaudit.checks.units import CheckResult, PickleUnit, Violation
 from ckptaudit.findings import Finding, Kind, Remedy, Severity
 from ckptaudit.pickle.limits import Limits
-from ckptaudit.pickle.nodes import Call, Global
+from ckptaudit.pickle.nodes import Call, Global, PDict
 from ckptaudit.pickle.paths import locate
 from ckptaudit.pickle.vm import OPCODE_NAMES
 from ckptaudit.policy.dangerous import danger_reason
@@ -310,7 +311,11 @@ class _Checker:
                 or (isinstance(func, Global) and func.qualified in STATE_ARGUMENT)
             ):
                 self._check_planted(unit, c)
+            if planted_hooks(c) is not None:
+                self._deferred(unit, c, "backward hooks of a tensor, run at .backward()")
             if creation:
+                if _makes_class(c) or not isinstance(func, Global):
+                    self._unsafe_creation(unit, c)
                 continue
             self._judge_callee(unit, c, func)
             # Allowed functions that call one of their arguments: judge that argument too.
@@ -368,6 +373,45 @@ class _Checker:
             remedy=Remedy.NEVER,
             hint="do not load this file without weights_only unless you know this callable "
             "is harmless; then store plain data instead",
+        )
+        grp.add(c, c.offset)
+
+    def _unsafe_creation(self, unit: PickleUnit, c: Call) -> None:
+        """NEWOBJ that makes a class from the file's own namespace, or of a computed class.
+
+        ``meta.__new__(meta, name, bases, namespace)`` turns a dict of the file's callables
+        into dunder methods (``__del__``, ``__setstate__``) that then run by themselves; and
+        the class of an ordinary object is always a global, never something the file built.
+        """
+        label = brief(c.func)
+        grp = self.group(
+            unit,
+            "unsafe-call",
+            ("creates", label),
+            global_name=label,
+            message=f"NEWOBJ of {label} "
+            + (
+                "with (name, bases, namespace): the file defines a class of its own"
+                if _makes_class(c)
+                else "(a class computed by the file)"
+            ),
+            kind=Kind.CALLABLE,
+            remedy=Remedy.NEVER,
+            hint="do not load this file without weights_only",
+        )
+        grp.add(c, c.offset)
+
+    def _deferred(self, unit: PickleUnit, c: Call, what: str) -> None:
+        """A callable stored where torch or the user's code will call it later."""
+        grp = self.group(
+            unit,
+            "unsafe-call",
+            ("deferred", what),
+            message=f"the file installs {what}: torch.save never writes these, and whatever "
+            "the file put there runs later in the user's process",
+            kind=Kind.CALLABLE,
+            remedy=Remedy.NEVER,
+            hint="do not load this file without weights_only",
         )
         grp.add(c, c.offset)
 
@@ -618,6 +662,18 @@ class _Checker:
             member=grp.member,
             opcode=grp.opcode,
         )
+
+
+def _makes_class(c: Call) -> bool:
+    """NEWOBJ arguments shaped like a class statement: (name, bases, namespace)."""
+    args = c.args
+    return (
+        type(args) is tuple
+        and len(args) == 3
+        and isinstance(args[0], str)
+        and type(args[1]) is tuple
+        and type(args[2]) is PDict
+    )
 
 
 def check_units(units: Iterable[PickleUnit], policy: Policy, limits: Limits) -> CheckResult:

@@ -8,6 +8,7 @@ from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
 from ckptaudit.policy.inert import INERT_CONSTRUCTORS
 
 __all__ = [
+    "BACKWARD_HOOKS_ARGUMENT",
     "BUILD_ALWAYS",
     "IMPLICIT_METHODS",
     "INVOKES_ARGUMENT",
@@ -16,6 +17,7 @@ __all__ = [
     "brief",
     "is_callable_value",
     "is_tensor_rebuild",
+    "planted_hooks",
     "planted_methods",
     "runtime_type",
     "torch_global_name",
@@ -233,11 +235,23 @@ IMPLICIT_METHODS = frozenset(
         "__iter__",
         "__getitem__",
         "__getattr__",
+        "close",  # many classes' __del__ calls self.close() when the object dies
+        "flush",
     }
 )
 """Methods that unpickling, the data constructors it calls, or saving the object again call
 on an object without a REDUCE, looked up on the instance: state that sets one of them
 to a callable makes the file call it."""
+
+BACKWARD_HOOKS_ARGUMENT: dict[str, int] = {
+    "torch._utils._rebuild_tensor_v2": 5,
+    "torch._utils._rebuild_tensor_v3": 5,
+    "torch._utils._rebuild_qtensor": 6,
+    "torch._utils._rebuild_parameter": 2,
+    "torch._utils._rebuild_parameter_with_state": 2,
+}
+"""Where torch's rebuild functions take ``backward_hooks``: torch.save always writes an empty
+OrderedDict there (hooks are not saved), and whatever is put there runs at ``.backward()``."""
 
 STATE_ARGUMENT: dict[str, int] = {
     "torch._tensor._rebuild_from_type_v2": 3,
@@ -308,3 +322,27 @@ def planted_methods(call: Call) -> list[tuple[str, Any]]:
                 # (str('keys')) hides which method it sets.
                 found.append((f"<computed name {brief(name)}>", value))
     return found
+
+
+def planted_hooks(call: Call) -> Any:
+    """The backward hooks a tensor rebuild installs, when it installs any; else None."""
+    func = call.func
+    index = BACKWARD_HOOKS_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
+    args = call.args
+    if index is None or type(args) is not tuple or len(args) <= index:
+        return None
+    hooks = args[index]
+    if type(hooks) is PDict:
+        return hooks if hooks.flat else None
+    if isinstance(hooks, Call):
+        # OrderedDict() with items set on it, or anything else built to stand there.
+        empty = (
+            isinstance(hooks.func, Global)
+            and hooks.func.qualified == "collections.OrderedDict"
+            and hooks.args in ((), None)
+            and not hooks.setitems
+            and not hooks.items
+            and hooks.state is None
+        )
+        return None if empty else hooks
+    return None if hooks is None else hooks

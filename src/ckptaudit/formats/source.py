@@ -6,8 +6,10 @@ Every reader reads through a source, so ``stats.bytes_read`` is exact and a remo
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 from typing import Any, Protocol
 
 from ckptaudit.errors import LimitExceeded
@@ -55,9 +57,17 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.name = os.fspath(path)
-        self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        # Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+        self._fd = os.open(self.name, flags)
         try:
-            self.size = os.fstat(self._fd).st_size
+            info = os.fstat(self._fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", self.name)
+            if not stat.S_ISREG(info.st_mode):
+                # A FIFO, socket or device: no size to trust, and reads may block or never end.
+                raise OSError(errno.EINVAL, "not a regular file", self.name)
+            self.size = info.st_size
         except OSError:
             os.close(self._fd)
             raise

@@ -15,6 +15,10 @@ from collections.abc import Sequence
 from ckptaudit import __version__
 from ckptaudit.findings import FileReport, Finding, Kind, Remedy, Status
 from ckptaudit.policy.torch_policy import Policy
+from ckptaudit.report.escape import md, md_code, printable, shell_word
+
+_FENCE = "`" * 3
+_QUOTES = "'" * 3
 
 __all__ = ["DATE_LINE_PREFIX", "render_markdown"]
 
@@ -46,12 +50,12 @@ def _exact_error(report: FileReport) -> tuple[str, str] | None:
 
 def _type_label(f: Finding) -> str:
     if f.global_name:
-        return f"`{f.global_name}` ({f.kind.value})"
-    return f"opcode `{f.opcode}`" if f.opcode else f.category
+        return f"{md_code(f.global_name)} ({f.kind.value})"
+    return f"opcode {md_code(f.opcode)}" if f.opcode else f.category
 
 
 def _checkpoint_section(report: FileReport, out: list[str]) -> None:
-    out.append(f"## `{report.path}`")
+    out.append(f"## {md_code(report.path)}")
     out.append("")
     s = report.stats
     out.append(
@@ -67,7 +71,11 @@ def _checkpoint_section(report: FileReport, out: list[str]) -> None:
         out.append(f"**{label}:**")
         out.append("")
         out.append("```text")
-        out.extend(line.rstrip() for line in text.strip().splitlines())
+        # The error quotes the file's own names: printable, never closing the fence.
+        out.extend(
+            printable(line.rstrip()).replace(_FENCE, _QUOTES)
+            for line in text.strip().splitlines()
+        )
         out.append("```")
         out.append("")
     issues = _issues(report)
@@ -75,17 +83,17 @@ def _checkpoint_section(report: FileReport, out: list[str]) -> None:
         out.append("### Issues")
         out.append("")
         for f in issues:
-            what = f.message if f.rule != "CKA201" else "not an allowed global"
+            what = md(f.message) if f.rule != "CKA201" else "not an allowed global"
             out.append(
                 f"- **{f.severity.label}** {_type_label(f)}: {what} [{f.rule}]; "
                 f"remedy *{f.remedy.value}*"
             )
             # Four spaces: every Markdown dialect nests these under the item.
             for p in f.paths[:_MAX_PATHS]:
-                out.append(f"    - at `{p}`")
+                out.append(f"    - at {md_code(p)}")
             if f.count > min(len(f.paths), _MAX_PATHS):
                 out.append(f"    - ... {f.count} occurrences in all")
-            out.append(f"    - convert: {f.hint}")
+            out.append(f"    - convert: {md(f.hint)}")
         out.append("")
     if report.top_level:
         out.append("### Top-level structure")
@@ -93,7 +101,7 @@ def _checkpoint_section(report: FileReport, out: list[str]) -> None:
         out.append("| Key | Contents |")
         out.append("|---|---|")
         for e in report.top_level:
-            out.append(f"| `{e.key}` | {e.summary} |")
+            out.append(f"| {md_code(e.key)} | {md(e.summary)} |")
         out.append("")
 
 
@@ -107,7 +115,7 @@ def _conversions(reports: Sequence[FileReport], out: list[str]) -> None:
             hint, places, count = rows.get(
                 f.global_name, (f.hint.split(" (allowlisting")[0], [], 0)
             )
-            places += [f"{name}: `{p}`" for p in f.paths[:1]]
+            places += [f"{md(name)}: {md_code(p)}" for p in f.paths[:1]]
             rows[f.global_name] = (hint, places, count + f.count)
     if not rows:
         return
@@ -118,7 +126,8 @@ def _conversions(reports: Sequence[FileReport], out: list[str]) -> None:
     out.append("| Current type | First location (occurrences) | Convert to |")
     out.append("|---|---|---|")
     for name, (hint, places, count) in sorted(rows.items()):
-        out.append(f"| `{name.rsplit('.', 1)[-1]}` | {places[0]} ({count}) | {hint} |")
+        label = md_code(name.rsplit(".", 1)[-1])
+        out.append(f"| {label} | {places[0]} ({count}) | {md(hint)} |")
     out.append("")
 
 
@@ -170,7 +179,7 @@ def _recommendations(reports: Sequence[FileReport], out: list[str]) -> None:
             if f.global_name and f.rule in ("CKA201", "CKA203"):
                 by_kind.setdefault(f.kind, set()).add(f.global_name.rsplit(".", 1)[-1])
     items = [
-        text.format(names=", ".join(f"`{n}`" for n in sorted(by_kind[kind])))
+        text.format(names=", ".join(md_code(n) for n in sorted(by_kind[kind])))
         for kind, text in _RECOMMENDATIONS.items()
         if kind in by_kind
     ]
@@ -207,7 +216,7 @@ def render_markdown(reports: Sequence[FileReport], policy: Policy) -> str:
     out.append("|---|---|---|---|")
     for r in reports:
         out.append(
-            f"| `{r.path}` | {_PASS[r.weights_only_compatible]} | {r.status.value} | "
+            f"| {md_code(r.path)} | {_PASS[r.weights_only_compatible]} | {r.status.value} | "
             f"{len(_issues(r))} |"
         )
     out.append("")
@@ -220,7 +229,7 @@ def render_markdown(reports: Sequence[FileReport], policy: Policy) -> str:
     out.append("After the changes, re-save the checkpoints and run:")
     out.append("")
     out.append("```sh")
-    paths = " ".join(r.path for r in reports)
+    paths = " ".join(shell_word(r.path) for r in reports)
     out.append(f"ckptaudit audit {paths}")
     out.append("```")
     out.append("")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ckptaudit.findings import FileReport, Finding, Remedy, Severity, Status
+from ckptaudit.report.escape import printable
 
 __all__ = ["render_text"]
 
@@ -23,12 +24,15 @@ _SEVERITY_STYLE = {
 
 
 def _styler(markup: bool) -> tuple[Callable[[str], str], Callable[[str, str], str]]:
-    """Return (escape, style) functions: rich markup when asked, plain text otherwise."""
+    """Return (escape, style) functions: rich markup when asked, plain text otherwise.
+
+    Both also make the file's own strings printable (see :mod:`ckptaudit.report.escape`).
+    """
     if not markup:
-        return (lambda t: t), (lambda t, _s: t)
+        return printable, (lambda t, _s: printable(t))
     from rich.markup import escape
 
-    return escape, (lambda t, s: f"[{s}]{escape(t)}[/]")
+    return (lambda t: escape(printable(t))), (lambda t, s: f"[{s}]{escape(printable(t))}[/]")
 
 
 def _verdict(r: FileReport) -> str:
