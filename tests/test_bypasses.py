@@ -887,3 +887,187 @@ def test_round2_legit_pax_header_is_still_a_torch_tar(tmp_path: Path) -> None:
     assert report.status is Status.INCOMPATIBLE, report.findings
     hostile = tar_of([*members[:2], ("pickle", HOSTILE), *members[3:]], fmt=tarfile.PAX_FORMAT)
     assert_dangerous_and_reached2(tmp_path, hostile, "evil.tar", "torch", RAN)
+
+
+# =========================================================================== Third round
+# The bypasses of the third red-team campaign (closed in a62056d): NEWOBJ that runs code of the
+# file's choosing (a class built from the file's namespace, a weakref callback), destructors
+# that call a planted close(), and a tensor rebuild that installs backward hooks. The same
+# recording loaders and the round-two PAYLOAD (an uncatalogued runner); the classes these
+# gadgets need are resolved for real, by name, when the loader asks for them.
+
+import importlib.util  # noqa: E402 - this section's own imports
+import re as _re  # noqa: E402
+
+_REAL_ROUND3 = [
+    ("builtins", "object"),
+    ("numbers", "ABCMeta"),
+    ("typing", "_ProtocolMeta"),
+    ("_py_abc", "ABCMeta"),
+    ("torch.nn.parameter", "_ParameterMeta"),
+    ("weakref", "ref"),
+    ("_weakref", "ref"),
+    ("wave", "Wave_read"),
+    ("_pyio", "BytesIO"),
+    ("sunau", "Au_write"),
+    ("aifc", "Aifc_write"),
+    ("torch", "FloatStorage"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+]
+
+
+def recording_pickle_module3() -> types.ModuleType:
+    """The recording stub, with the classes of :data:`_REAL_ROUND3` real (when they exist)."""
+    stub = recording_pickle_module()
+    stub.resolved.update(_REAL_ROUND2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # aifc and sunau warn on import (removed in 3.13)
+        for module, name in _REAL_ROUND3:
+            if importlib.util.find_spec(module) is not None:
+                stub.resolved[(module, name)] = getattr(importlib.import_module(module), name)
+    return stub
+
+
+def payload_calls3(path: Path, loader: str) -> list[str]:
+    stub = recording_pickle_module3()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.suppress(Exception):
+            LOADERS[loader](path, stub)
+    return list(stub.log)
+
+
+def assert_dangerous_and_reached3(
+    tmp_path: Path, data: bytes, filename: str = "model.pkl", loader: str = "pickle"
+) -> FileReport:
+    path, report = audit(tmp_path, data, filename)
+    assert report.status is Status.DANGEROUS, report.findings
+    calls = payload_calls3(path, loader)
+    assert any(REACHED in c for c in calls), calls
+    return report
+
+
+def _tuple(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def _class_of(meta: tuple[str, str], **namespace: bytes) -> bytes:
+    """NEWOBJ meta('X', (object,), namespace): a class whose methods the file wrote."""
+    ns = b"}(" + b"".join(U(k) + v for k, v in namespace.items()) + b"u"
+    return G(*meta) + _tuple(U("X"), _tuple(G("builtins", "object")), ns) + b"\x81"
+
+
+def _needs(module: str) -> list[pytest.MarkDecorator]:
+    return [] if importlib.util.find_spec(module) else [pytest.mark.skip(f"no {module}")]
+
+
+_METACLASSES = [("numbers", "ABCMeta"), ("typing", "_ProtocolMeta"), ("_py_abc", "ABCMeta"),
+                ("torch.nn.parameter", "_ParameterMeta")]
+
+NEWOBJ_ROUND3 = [
+    # A. NEWOBJ of a metaclass alias: the instance's death (POP) runs the planted __del__ ...
+    *[pytest.param(pk(_class_of(meta, __del__=PAYLOAD) + b")\x81" + b"0}"),
+                   id=f"newobj-metaclass-{'.'.join(meta)}-del") for meta in _METACLASSES],
+    # ... and BUILD on an instance runs the planted __setstate__ (a class attribute, not state).
+    pytest.param(pk(_class_of(("numbers", "ABCMeta"), __setstate__=PAYLOAD) + b")\x81"
+                    + U("x") + b"b0}"), id="newobj-metaclass-numbers.ABCMeta-setstate"),
+    # B. NEWOBJ weakref.ref(set(), callback): the set dies with the argument tuple -> callback.
+    pytest.param(pk(G("weakref", "ref") + _tuple(call(G("builtins", "set")), PAYLOAD)
+                    + b"\x810}"), id="newobj-weakref-ref-callback"),
+    pytest.param(pk(b"}(" + U("w") + G("_weakref", "ref")
+                    + _tuple(call(G("builtins", "set")), PAYLOAD) + b"\x81u"),
+                 id="newobj-_weakref-ref-callback-kept"),
+]
+
+# C. NEWOBJ (no __init__) + BUILD {'close': payload} + POP: the class's __del__ calls self.close().
+DEL_CLOSE_ROUND3 = [
+    pytest.param(module, cls, extra, id=f"del-calls-close-{module}.{cls}", marks=_needs(module))
+    for module, cls, extra in [
+        ("wave", "Wave_read", b""),
+        ("_pyio", "BytesIO", b""),
+        ("sunau", "Au_write", U("_file") + b"K\x01"),  # __del__ closes only an open _file
+        ("aifc", "Aifc_write", U("_file") + b"K\x01"),
+    ]
+]
+
+
+@pytest.mark.parametrize("data", NEWOBJ_ROUND3)
+def test_round3_newobj_runs_the_files_code(tmp_path: Path, data: bytes) -> None:
+    assert_dangerous_and_reached3(tmp_path, data)
+
+
+@pytest.mark.parametrize(("module", "cls", "extra"), DEL_CLOSE_ROUND3)
+def test_round3_destructor_calls_planted_close(
+    tmp_path: Path, module: str, cls: str, extra: bytes
+) -> None:
+    state = b"}(" + U("close") + PAYLOAD + extra + b"u"
+    assert_dangerous_and_reached3(tmp_path, pk(G(module, cls) + b")\x81" + state + b"b0}"))
+
+
+# --------------------------------------------------------------------------- D. tensor hooks
+
+
+def _hook(module: nn.Module, args: object, output: object) -> None:
+    """A plain module-level forward hook: pickled by reference, as torch.save does."""
+
+
+def _with_backward_hooks(saved: bytes) -> bytes:
+    """torch.save({'w': ...}) with requires_grad set and OrderedDict({0: PAYLOAD}) as the
+    backward_hooks of its _rebuild_tensor_v2 (torch.save always writes an empty one)."""
+    src = zipfile.ZipFile(io.BytesIO(saved))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename.endswith("/data.pkl"):
+                body, n = _re.subn(rb"\x89(ccollections\nOrderedDict\nq.\)Rq.)",
+                                   lambda m: b"\x88" + m.group(1) + b"(K\x00" + PAYLOAD + b"u",
+                                   body, flags=_re.S)
+                assert n == 1, body
+            out.writestr(info, body)
+    return buffer.getvalue()
+
+
+def test_round3_tensor_backward_hooks_run_at_backward(tmp_path: Path) -> None:
+    """Nothing runs at load; the hook runs when the victim calls .backward()."""
+    data = _with_backward_hooks(_saved({"w": torch.ones(4)}))
+    path, report = audit(tmp_path, data, "model.pt")
+    assert report.status is Status.DANGEROUS, report.findings
+    stub = recording_pickle_module3()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.load(str(path), weights_only=False, pickle_module=stub)
+        assert stub.log == []  # deferred: nothing at load
+        assert loaded["w"].requires_grad and loaded["w"]._backward_hooks
+        with contextlib.suppress(Exception):  # the recorder returns 0, not a gradient
+            (loaded["w"] * 2).sum().backward()
+    assert any(REACHED in c for c in stub.log), stub.log
+
+
+def test_round3_saved_tensors_parameters_and_state_stay_compatible(tmp_path: Path) -> None:
+    """torch.save writes empty backward_hooks, even for a tensor that has a hook."""
+    hooked = torch.ones(3, requires_grad=True)
+    hooked.register_hook(lambda grad: grad)
+    obj = {"t": torch.arange(4.0), "p": nn.Parameter(torch.ones(2)),
+           "frozen": nn.Parameter(torch.ones(2), requires_grad=False),
+           "linear": nn.Linear(3, 2).state_dict(), "hooked": hooked}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that it drops the hook
+        data = _saved(obj)
+    _, report = audit(tmp_path, data, "model.pt")
+    assert report.status is Status.COMPATIBLE, report.findings
+
+
+def test_round3_whole_module_with_forward_hook_is_not_dangerous(tmp_path: Path) -> None:
+    """A module saved whole keeps its forward hooks (a module-level function, by reference).
+
+    Out of scope: ckptaudit does not flag module hook dicts as deferred calls (a hooked module
+    saved whole is ordinary); only what runs at load, and tensor backward_hooks, which
+    torch.save never writes, are judged.
+    """
+    module = nn.Linear(2, 2)
+    module.register_forward_hook(_hook)
+    data = _saved(module)
+    assert b"_hook" in data
+    _, report = audit(tmp_path, data, "model.pt")
+    assert report.status is Status.INCOMPATIBLE, report.findings

@@ -164,3 +164,38 @@ def test_a_directory_without_checkpoints_is_a_usage_error(tmp_path: Path) -> Non
     (tmp_path / "notes.txt").write_text("nothing here")
     assert main(["audit", str(tmp_path)]) == 2
     assert main(["audit", str(tmp_path), "--format", "jsonl"]) == 2
+
+
+# --------------------------------------------------------------------------- special files
+# Third red-team round: opening a FIFO for reading blocks until a writer appears, so an audit
+# of a directory holding one (a tar or a model directory can ship it) never ended. The CLI runs
+# in a subprocess with a timeout, so a hang fails the test instead of blocking the run.
+
+import os  # noqa: E402 - this section's own imports
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([sys.executable, "-m", "ckptaudit", *args], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"ckptaudit {' '.join(args)} hung (still running after 60 s)")
+
+
+@pytest.fixture()
+def fifo(tmp_path: Path) -> Path:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no os.mkfifo on this platform")
+    path = tmp_path / "d" / "f.pt"
+    path.parent.mkdir()
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("target", ["directory", "fifo"])
+def test_a_fifo_is_an_error_not_a_hang(fifo: Path, target: str) -> None:
+    done = _run_cli("audit", str(fifo.parent if target == "directory" else fifo), "-j", "1")
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "not a regular file" in done.stdout + done.stderr, (done.stdout, done.stderr)

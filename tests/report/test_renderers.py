@@ -93,3 +93,84 @@ def test_terminal_colour_keeps_every_bracket() -> None:
     shown = console.export_text()
     plain = render([CANONICAL, evil], "text", ckptaudit.load_policy(), markup=False)
     assert shown == plain
+
+
+# --------------------------------------------------------------------------- hostile names
+# Third red-team round: a global's module and name, a member name and the file path all come
+# from the attacker. Text must not carry terminal controls (clear the screen, retitle the
+# window, print a fake verdict); Markdown must not gain table rows or break its code fences.
+
+import re  # noqa: E402 - this section's own imports
+import shlex  # noqa: E402
+
+_INJECTED = "INJECTED-LINE"
+_EVIL_MODULE = f"legit\x1b[2J\x1b[H\x1b[32mOK\x1b[0m\n{_INJECTED}: compatible | `x` |\x1b]0;t\x07"
+_EVIL_NAME = "Thing\r\x1b[K\n| injected | row |"
+_EVIL_PATH = "dir/evil` | PASS | compatible | 0 |\n| `x\x1b[31m.pkl"
+
+
+def _evil_report(path: str = _EVIL_PATH) -> FileReport:
+    def u(s: str) -> bytes:
+        raw = s.encode()
+        return b"X" + len(raw).to_bytes(4, "little") + raw
+
+    # STACK_GLOBAL of (module, name), called: a dangerous file whose names are the attack.
+    report = ckptaudit.audit_bytes(b"\x80\x04" + u(_EVIL_MODULE) + u(_EVIL_NAME) + b"\x93)R.",
+                                   name=path)
+    assert report.status is Status.DANGEROUS, report.findings
+    return report
+
+
+def _assert_no_controls(text: str) -> None:
+    for line in text.split("\n"):
+        assert not any(c in line for c in "\x1b\x07\r"), repr(line)
+        assert not line.lstrip().startswith((_INJECTED, "| injected", "| `x")), repr(line)
+
+
+@pytest.mark.parametrize("markup", [False, True], ids=["plain", "markup"])
+def test_text_escapes_control_characters_from_the_file(markup: bool) -> None:
+    text = render([_evil_report(), CANONICAL], "text", ckptaudit.load_policy(), markup=markup)
+    _assert_no_controls(text)
+    assert "legit" in text and "Thing" in text and "DANGEROUS" in text
+
+
+def _table_rows(text: str, heading: str) -> list[str]:
+    lines = text.split("\n")
+    start = lines.index(heading)
+    header = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    rows = []
+    for line in lines[header + 2:]:
+        if not line:
+            break
+        rows.append(line)
+    return rows
+
+
+def test_markdown_summary_has_one_row_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CKPTAUDIT_NO_TORCH", "1")
+    text = render([_evil_report(), CANONICAL], "markdown", ckptaudit.load_policy())
+    _assert_no_controls(text)
+    rows = _table_rows(text, "## Summary")
+    assert len(rows) == 2, rows
+    for row in rows:  # four cells: five table pipes, every other pipe escaped
+        assert len(re.findall(r"(?<!\\)\|", row)) == 5, row
+    assert rows[0].endswith("| FAIL | dangerous | 4 |"), rows
+    assert rows[1] == "| `run/model.pt` | FAIL | incompatible | 1 |"
+    # Every table keeps its column count: no row is split or gains cells.
+    for line in text.split("\n"):
+        if line.startswith("| `Thing"):
+            assert len(re.findall(r"(?<!\\)\|", line)) == 4, line
+
+
+def test_markdown_verification_command_quotes_each_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CKPTAUDIT_NO_TORCH", "1")
+    shell_path = "run dir/it's `a` | b; $(id) & x.pt"
+    reports = [_evil_report(), _evil_report(shell_path)]
+    text = render(reports, "markdown", ckptaudit.load_policy())
+    lines = text.split("\n")
+    fence = lines.index("```sh")
+    assert lines[fence + 2] == "```", lines[fence:fence + 3]
+    words = shlex.split(lines[fence + 1])
+    assert words[:2] == ["ckptaudit", "audit"] and len(words) == 4, words
+    assert words[3] == shell_path
+    assert words[2].startswith("dir/evil` | PASS") and words[2].endswith(".pkl"), words

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from ckptaudit.errors import LimitExceeded
 
-__all__ = ["BytesSource", "FileSource", "Source", "SourceFile"]
+__all__ = ["BytesSource", "FileSource", "SliceSource", "Source", "SourceFile"]
 
 
 class Source(Protocol):
@@ -98,6 +98,28 @@ class FileSource:
     def close(self) -> None:
         """Close the file descriptor."""
         os.close(self._fd)
+
+
+class SliceSource:
+    """A window of another source (a zip member stored without compression): reads go to
+    the parent, which counts them."""
+
+    def __init__(self, parent: Source, start: int, size: int, name: str) -> None:
+        self.name = name
+        self._parent = parent
+        self._start = start
+        self.size = max(0, min(size, parent.size - start))
+        self.bytes_read = 0
+        """Unused: the parent counts every byte read through the window."""
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Read up to n bytes at offset within the window."""
+        if n <= 0 or offset >= self.size:
+            return b""
+        return self._parent.read_at(self._start + offset, min(n, self.size - offset))
+
+    def close(self) -> None:
+        """Nothing to release: the parent owns the file."""
 
 
 class SourceFile(io.RawIOBase):

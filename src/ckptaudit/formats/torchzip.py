@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import ContainerError, InputError
 from ckptaudit.formats.container import Container, ContainerIssue
-from ckptaudit.formats.source import BytesSource, Source
+from ckptaudit.formats.source import BytesSource, SliceSource, Source
 from ckptaudit.formats.streams import looks_like_payload, npy_body_offset, trailing_units
 from ckptaudit.formats.ziparchive import ZipArchive, ZipEntry
 from ckptaudit.pickle.limits import Limits
@@ -64,7 +64,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
     first = _record_name(archive.entries[0].name)
     if "/" not in first:
         container.format = "zip"
-        _torch_fails(container, f"file in archive is not in a subdirectory: {first}")
+        _not_torch(container, f"file in archive is not in a subdirectory: {first}")
         _scan_extra_pickles(archive, container, set(), limits)
         return container
     top = first[: first.index("/")]
@@ -139,7 +139,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
             _torch_fails(container, "Unknown endianness type in the byteorder record")
     if not data_entries:
         container.format = "zip" if not version_entries else "torch-zip"
-        _torch_fails(container, "PytorchStreamReader failed locating file data.pkl: file not found")
+        _not_torch(container, "PytorchStreamReader failed locating file data.pkl: file not found")
     elif len(data_entries) > 1:
         container.issues.append(
             ContainerIssue(
@@ -195,6 +195,19 @@ def _torch_fails(container: Container, message: str) -> None:
     container.issues.append(ContainerIssue("malformed", message, torch_error=message))
 
 
+def _not_torch(container: Container, message: str) -> None:
+    """A sound zip of another layout (a Stable-Baselines3 model, a torch.export archive):
+    torch refuses it, but every pickle in it (nested torch files too) is still audited, so
+    it is not an analysis error."""
+    container.issues.append(
+        ContainerIssue(
+            "not-a-torch-checkpoint",
+            f"a zip archive, not a torch.save checkpoint: {message}",
+            torch_error=message,
+        )
+    )
+
+
 def _trailing(container: Container, data: bytes, end: int, member: str) -> None:
     """Bytes after STOP: torch ignores them; other tools may not."""
     if end >= len(data) or data.count(0, end) == len(data) - end:
@@ -238,6 +251,13 @@ def _scan_extra_pickles(
         if name in known or _storage_member(name, storages):
             continue
         is_pkl = name.lower().endswith((".pkl", ".pickle"))
+        label = name if depth == 0 else f"{archive.source.name}!{name}"
+        if entry.method == 0 and depth < _MAX_NESTED_ZIPS and _stored_zip(archive, entry):
+            # A checkpoint stored inside (a Stable-Baselines3 model holds torch files): read
+            # its directory and pickles in place, never the whole member.
+            window = SliceSource(archive.source, archive.data_start(entry), entry.size, label)
+            _scan_nested_zip(container, window, limits, depth)
+            continue
         if not is_pkl and (entry.compressed_size < 2 or entry.size > limits.max_pickle_bytes):
             continue
         try:
@@ -247,9 +267,8 @@ def _scan_extra_pickles(
                 container.issues.append(ContainerIssue("malformed", str(exc), member=name))
                 container.complete = False
             continue
-        label = name if depth == 0 else f"{archive.source.name}!{name}"
         if data[:4] == b"PK\x03\x04" and depth < _MAX_NESTED_ZIPS:
-            _scan_nested_zip(container, data, label, limits, depth)
+            _scan_nested_zip(container, BytesSource(data, label), limits, depth)
             continue
         start = npy_body_offset(data) or 0
         result = run_pickle(data, start)
@@ -278,13 +297,21 @@ def _storage_member(name: str, storages: set[str]) -> bool:
     return name.lower() in storages
 
 
-def _scan_nested_zip(
-    container: Container, data: bytes, label: str, limits: Limits, depth: int
-) -> None:
+def _stored_zip(archive: ZipArchive, entry: ZipEntry) -> bool:
+    """A member stored without compression whose bytes start like a zip."""
+    try:
+        return archive.source.read_at(archive.data_start(entry), 4) == b"PK\x03\x04"
+    except InputError:
+        return False
+
+
+def _scan_nested_zip(container: Container, source: Source, limits: Limits, depth: int) -> None:
     """A zip inside the zip: unpacking tools open it; its pickles are audited too."""
     try:
-        inner = ZipArchive(BytesSource(data, label), limits)
+        inner = ZipArchive(source, limits)
     except InputError as exc:
-        container.issues.append(ContainerIssue("malformed", f"nested zip: {exc}", member=label))
+        container.issues.append(
+            ContainerIssue("malformed", f"nested zip: {exc}", member=source.name)
+        )
         return
     _scan_extra_pickles(inner, container, set(), limits, depth=depth + 1)

@@ -173,7 +173,7 @@ class ZipArchive:
             return tail[offset - tail_start : offset - tail_start + n]
         return self.source.read_at(offset, n)
 
-    def _data_start(self, entry: ZipEntry) -> int:
+    def data_start(self, entry: ZipEntry) -> int:
         """Check a member's local header as miniz does; return where its data starts."""
         header = self.source.read_at(self.base + entry.header_offset, 30)
         if len(header) < 30 or header[:4] != _LOCAL:
@@ -187,14 +187,14 @@ class ZipArchive:
     def local_header_problem(self, entry: ZipEntry) -> str | None:
         """Why miniz would refuse to extract a member, judged from its header; else None."""
         try:
-            self._data_start(entry)
+            self.data_start(entry)
         except ContainerError as exc:
             return str(exc)
         return "unsupported encryption" if entry.flags & 0x41 else None
 
     def read(self, entry: ZipEntry, max_size: int | None = None) -> bytes:
         """Read and inflate one member, bounded against zip bombs; CRC is not checked (as torch)."""
-        start = self._data_start(entry)
+        start = self.data_start(entry)
         limit = self.limits.max_pickle_bytes if max_size is None else max_size
         if entry.size > limit:
             raise LimitExceeded(f"zip member {entry.name!r} is {entry.size} bytes (limit {limit})")

@@ -81,6 +81,13 @@ INERT_CONSTRUCTORS: dict[str, str] = {
     "pandas.Timestamp": "builds a timestamp value",
     "pandas.Timedelta": "builds a timedelta value",
     "pandas.Interval": "builds an interval value",
+    "pandas._libs.sparse.IntIndex": "builds a sparse index from a length and an array",
+    "pandas._libs.sparse.BlockIndex": "builds a sparse index from a length and arrays",
+    "pyarrow.lib.type_for_alias": "looks up an Arrow type by name (pandas string columns)",
+    "pyarrow.lib.py_buffer": "wraps bytes in an Arrow buffer",
+    "pyarrow.lib._restore_array": "rebuilds an Arrow array from a type and buffers",
+    "mmengine.config.config.ConfigDict": "an addict dict subclass called with a plain dict",
+    "addict.addict.Dict": "a dict subclass called with a plain dict",
     "logging.getLogger": "returns the logger of that name (how a Logger pickles)",
     "array.array": "builds an array from a typecode and its items (how protocol 0-2 pickle "
     "array.array)",
@@ -233,6 +240,22 @@ def getattr_target(call: Call) -> tuple[str, str] | None:
     return owner.qualified, attr
 
 
+def _bound_method(call: Call) -> bool:
+    """``getattr(<object made by a call>, '<identifier>')``: how Python pickles
+    ``obj.method``. Fetching it runs nothing the file chose; calling the result, or planting
+    it as a method of something else, is judged where that happens."""
+    args = call.args
+    if not (isinstance(args, tuple) and len(args) == 2):
+        return False
+    owner, attr = args
+    return (
+        isinstance(owner, Call)
+        and isinstance(attr, str)
+        and _IDENTIFIER.match(attr) is not None
+        and not attr.startswith("__")
+    )
+
+
 _TYPING_OWNERS = frozenset({"typing", "typing_extensions", "collections.abc", "collections"})
 _GETITEM = frozenset({"operator.getitem", "_operator.getitem"})
 _OR = frozenset({"operator.or_", "_operator.or_"})
@@ -337,6 +360,8 @@ def benign_pattern(qualified: str, call: Call) -> str | None:
                 return "protocol 0/1 object reconstruction with a plain builtin base"
         return None
     if qualified == "builtins.getattr":
+        if _bound_method(call):
+            return "a bound method of an object the file builds (obj.method pickles so)"
         target = getattr_target(call)
         owner = call.args[0] if target is not None else None
         # Only on an owner that is harmless itself: getattr(logging.os, 'system') is os.system,

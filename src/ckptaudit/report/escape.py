@@ -21,8 +21,10 @@ def printable(text: str) -> str:
 
 
 def md(text: str) -> str:
-    """Text for a Markdown line or table cell: printable, table pipes and HTML neutralised."""
-    return printable(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Text for a Markdown line or table cell: printable, with table pipes, code-span
+    backticks and HTML neutralised."""
+    text = printable(text).replace("|", "\\|").replace("`", "\\`")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def md_code(text: str) -> str:
