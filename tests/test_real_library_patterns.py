@@ -281,3 +281,72 @@ def test_mapping_subclass_with_attribute_state_is_not_dangerous() -> None:
     )
     report = ckptaudit.audit_bytes(stream)
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
+
+
+# --- Second library campaign: bound methods, Arrow/pandas rebuilders, zips of other layouts
+
+
+def test_bound_method_of_a_saved_object_is_not_dangerous(tmp_path: pathlib.Path) -> None:
+    """LazyLinear keeps a bound method; Python pickles it as getattr(<the module>, 'name')."""
+    path = _save(torch.nn.LazyLinear(3), tmp_path / "lazy.pt")
+    report = ckptaudit.audit_file(path)
+    assert report.status is Status.INCOMPATIBLE, _dangerous(report)
+    assert "builtins.getattr" in report.unsafe_globals
+    assert not _torch_loads(path, [])[0]
+
+
+def test_bound_method_called_by_the_file_stays_dangerous() -> None:
+    """getattr(<object>, 'name')(...): fetching is benign, calling what it fetched is not."""
+    obj = ref("types", "SimpleNamespace", 4) + empty_tuple() + reduce()
+    fetched = ref("builtins", "getattr", 4) + obj + lit("run", 4) + b"\x86" + reduce()
+    report = ckptaudit.audit_bytes(_p4(fetched + lit(("x",), 4) + reduce()))
+    assert report.status is Status.DANGEROUS
+    assert "CKA302" in {f.rule for f in report.findings if f.severity is Severity.DANGEROUS}
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "args"),
+    [
+        ("pyarrow.lib", "type_for_alias", ("large_string",)),
+        ("pyarrow.lib", "py_buffer", (b"ab",)),
+        ("pandas._libs.sparse", "IntIndex", (3, 1)),
+        ("mmengine.config.config", "ConfigDict", ()),
+    ],
+)
+def test_library_data_rebuilders_are_not_dangerous(
+    module: str, name: str, args: tuple[Any, ...]
+) -> None:
+    """What pandas (with pyarrow), sparse Series and mmengine configs pickle through."""
+    report = ckptaudit.audit_bytes(_as_data(ref(module, name, 4) + lit(args, 4) + reduce()))
+    assert report.status is Status.INCOMPATIBLE, _dangerous(report)
+    assert f"{module}.{name}" in report.unsafe_globals
+
+
+def _zip_of(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, body in members.items():
+            archive.writestr(name, body)
+    return buffer.getvalue()
+
+
+def test_stable_baselines_layout_is_incompatible_and_its_torch_files_are_audited(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A Stable-Baselines3 model: a zip of a JSON `data` and torch.save files, no top folder."""
+    policy_path = _save({"w": torch.zeros(2)}, tmp_path / "policy.pth")
+    good = _zip_of({"data": b"{}", "policy.pth": policy_path.read_bytes()})
+    path = tmp_path / "model.zip"
+    path.write_bytes(good)
+    report = ckptaudit.audit_file(path)
+    assert report.status is Status.INCOMPATIBLE, report.findings
+    assert "CKA103" in {f.rule for f in report.findings}
+    assert not _torch_loads(path, [])[0]
+    # The same layout with a payload in the inner torch file's data.pkl.
+    hostile = torch_zip(_p4(ref("os", "system", 4) + lit(("true",), 4) + reduce()))
+    path.write_bytes(_zip_of({"data": b"{}", "policy.pth": hostile}))
+    report = ckptaudit.audit_file(path)
+    assert report.status is Status.DANGEROUS, report.findings
