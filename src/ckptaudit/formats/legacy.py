@@ -47,12 +47,29 @@ def read_pickle_sequence(source: Source, limits: Limits, count: int) -> list[Pic
         window = min(limit, window * 4)
 
 
+def frames_left(
+    container: Container,
+    source: Source,
+    results: list[PickleResult],
+    labels: list[str],
+    limits: Limits,
+) -> None:
+    """For each pickle whose STOP sits inside a FRAME, audit what follows the frame: a loader
+    that reads frames whole starts its next pickle there (see streams.after_frame)."""
+    for label, result in zip(labels, results, strict=False):
+        end = result.frame_end
+        if end is not None and end < source.size:
+            rest = source.read_at(end, min(source.size - end, limits.max_pickle_bytes))
+            trailing_units(container, rest, 0, f"{label} past its frame", base=end)
+
+
 def read_legacy(source: Source, limits: Limits) -> Container:
     """Read a legacy-format checkpoint's five pickles."""
     container = Container(format="torch-legacy")
     results = read_pickle_sequence(source, limits, len(_PARTS))
     for n, result in enumerate(results):
         container.units.append(PickleUnit(_PARTS[n], result, torch_reads=True, order=n))
+    frames_left(container, source, results, [f"the {part} pickle" for part in _PARTS], limits)
     if results and results[0].complete and results[0].root != LEGACY_MAGIC:
         container.issues.append(
             ContainerIssue(

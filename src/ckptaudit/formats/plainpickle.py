@@ -5,7 +5,7 @@ from __future__ import annotations
 from ckptaudit.checks import PickleUnit
 from ckptaudit.formats.container import Container, ContainerIssue
 from ckptaudit.formats.detect import LEGACY_MAGIC
-from ckptaudit.formats.legacy import read_legacy, read_pickle_sequence
+from ckptaudit.formats.legacy import frames_left, read_legacy, read_pickle_sequence
 from ckptaudit.formats.source import Source
 from ckptaudit.formats.streams import trailing_units
 from ckptaudit.pickle.limits import Limits
@@ -26,6 +26,7 @@ def read_plain_pickle(source: Source, limits: Limits) -> Container:
         # other four pickles all the same, so they must be audited as a legacy file.
         return read_legacy(source, limits)
     container.units.append(PickleUnit(None, result, torch_reads=True))
+    frames_left(container, source, [result], ["the pickle"], limits)
     if result.complete and result.root != LEGACY_MAGIC:
         container.issues.append(
             ContainerIssue(

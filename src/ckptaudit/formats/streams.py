@@ -14,7 +14,7 @@ from ckptaudit.checks import PickleUnit
 from ckptaudit.formats.container import Container, ContainerIssue
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 
-__all__ = ["looks_like_payload", "npy_body_offset", "trailing_units"]
+__all__ = ["after_frame", "looks_like_payload", "npy_body_offset", "trailing_units"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
@@ -23,6 +23,19 @@ _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z"
 _MAX_TRAILING_STREAMS = 10_000
 """Streams followed after STOP before giving up: far more than any real file has, few enough
 that a file of two-byte pickles (``N.`` x a million) costs milliseconds."""
+
+
+def after_frame(
+    container: Container, data: bytes, result: PickleResult, label: str, base: int = 0
+) -> None:
+    """Audit the streams a loader reads after a STOP that sits inside a FRAME.
+
+    CPython's unpickler reads a frame whole (from a file without ``peek`` or for a large
+    frame), so its next ``load`` starts where the frame ends, not after STOP: the bytes in
+    between are never seen by it, and what follows the frame is.
+    """
+    if result.frame_end is not None and result.frame_end < len(data):
+        trailing_units(container, data, result.frame_end, f"{label} past its frame", base)
 
 
 def trailing_units(
@@ -50,6 +63,9 @@ def trailing_units(
             )
         if not result.complete or result.end <= pos:
             break
+        if result.frame_end is not None and result.frame_end < len(data):
+            # The other way a loader goes on (see after_frame), followed once.
+            units.extend(_from_frame_end(container, data, result, label, base))
         pos = result.end
     else:
         if pos < len(data):
@@ -91,3 +107,21 @@ def looks_like_payload(result: PickleResult) -> bool:
         not g.dynamic and _DOTTED_NAME.match(g.module) and _DOTTED_NAME.match(g.name)
         for g in result.globals
     )
+
+
+def _from_frame_end(
+    container: Container, data: bytes, result: PickleResult, label: str, base: int
+) -> list[PickleUnit]:
+    end = result.frame_end
+    if end is None:
+        return []
+    found = run_pickle(data, end)
+    if not (found.globals or found.calls):
+        return []
+    unit = PickleUnit(
+        f"{label} past the frame holding STOP (byte {base + end})",
+        found,
+        torch_reads=False,
+        order=99,
+    )
+    return [unit]

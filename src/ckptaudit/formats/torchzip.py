@@ -9,7 +9,12 @@ from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import ContainerError, InputError
 from ckptaudit.formats.container import Container, ContainerIssue
 from ckptaudit.formats.source import BytesSource, SliceSource, Source
-from ckptaudit.formats.streams import looks_like_payload, npy_body_offset, trailing_units
+from ckptaudit.formats.streams import (
+    after_frame,
+    looks_like_payload,
+    npy_body_offset,
+    trailing_units,
+)
 from ckptaudit.formats.ziparchive import ZipArchive, ZipEntry
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
@@ -51,13 +56,6 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
     for note in archive.corrupt[:1]:
         _torch_fails(container, f"{note}: invalid header or archive is corrupted")
     for entry in archive.entries:
-        if entry.method == 0 and entry.compressed_size != entry.size:
-            _torch_fails(
-                container,
-                f"stored member {entry.name!r} has compressed size "
-                f"{entry.compressed_size} but size {entry.size}: invalid header",
-            )
-            break
         if entry.header_offset + 30 + entry.compressed_size > source.size:
             _torch_fails(container, f"member {entry.name!r} lies past the end of the file")
             break
@@ -134,7 +132,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
                     raw.decode("utf-8")  # torch.load returns it as a str at the very end
             except ValueError as exc:
                 _torch_fails(container, str(exc))
-    for entry in lookup("byteorder")[:1]:
+    for entry in lookup("byteorder")[-1:]:  # miniz finds the last of duplicated names
         if _read_small(archive, entry) not in (b"little", b"big"):
             _torch_fails(container, "Unknown endianness type in the byteorder record")
     if not data_entries:
@@ -155,6 +153,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         container.units.append(PickleUnit(member, result, torch_reads=True, order=n))
         end = result.end if result.complete else len(data)
         _trailing(container, data, end, member or entry.name)
+        after_frame(container, data, result, member or entry.name)
     _storage_headers(archive, container, lookup)
     container.storage_records = {}
     for e in archive.entries:
@@ -244,14 +243,18 @@ def _scan_extra_pickles(
         else set()
     )
     budget = limits.max_pickles
-    for entry in archive.entries:
+    beyond = set(map(id, archive.beyond_count))
+    for entry in [*archive.entries, *archive.beyond_count]:
         if budget <= 0:
             break
         name = entry.name
-        if name in known or _storage_member(name, storages):
+        hidden = id(entry) in beyond  # no name is "known" in a record torch never reads
+        if not hidden and (name in known or _storage_member(name, storages)):
             continue
         is_pkl = name.lower().endswith((".pkl", ".pickle"))
         label = name if depth == 0 else f"{archive.source.name}!{name}"
+        if hidden:
+            label = f"{label} (central record beyond the declared count)"
         if entry.method == 0 and depth < _MAX_NESTED_ZIPS and _stored_zip(archive, entry):
             # A checkpoint stored inside (a Stable-Baselines3 model holds torch files): read
             # its directory and pickles in place, never the whole member.

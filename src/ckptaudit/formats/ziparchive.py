@@ -68,6 +68,8 @@ class ZipArchive:
         self.anomalies: list[str] = []
         self.corrupt: list[str] = []
         """Damage that makes torch's zip reader (miniz) refuse the whole archive."""
+        self.beyond_count: list[ZipEntry] = []
+        """Central-directory records after the declared count (only other readers see them)."""
         self.entries = self._read_directory()
 
     def _read_directory(self) -> list[ZipEntry]:
@@ -81,14 +83,17 @@ class ZipArchive:
                 break
         if at < 0 or at + 22 > len(tail):
             raise ContainerError("zip end-of-central-directory record not found (truncated?)")
-        (_, disk, cd_disk, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from(
+        (_, disk, cd_disk, on_disk, count, cd_size, cd_offset, comment_len) = struct.unpack_from(
             "<4sHHHHIIH", tail, at
         )
-        if (disk | cd_disk) and not disk == cd_disk == 1:
+        if ((disk | cd_disk) and not disk == cd_disk == 1) or on_disk != count:
             self.corrupt.append("unsupported multidisk archive")
         if at + 22 + comment_len != len(tail):
             self.anomalies.append("bytes after the end-of-central-directory record")
         eocd_pos = tail_start + at
+        problem = _miniz_search_problem(size, eocd_pos)
+        if problem is not None:
+            self.corrupt.append(problem)
         saturated = count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF
         zip64 = self._zip64_record(tail, tail_start, eocd_pos)
         if zip64 is not None:
@@ -135,17 +140,49 @@ class ZipArchive:
                 raise ContainerError("zip central directory truncated")
             usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
             name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+            if usize != 0xFFFFFFFF and csize != 0xFFFFFFFF:
+                # miniz reads the method and time fields as one 32-bit value here, so a
+                # stored member's sizes must agree only when its time is zero too.
+                (method_time,) = struct.unpack_from("<I", directory, pos + 10)
+                if (method_time == 0 and usize != csize) or (usize and not csize):
+                    self.corrupt.append(
+                        f"member {name!r} has compressed size {csize} but size {usize}"
+                    )
             entries.append(ZipEntry(name, flags, method, csize, usize, offset))
             pos += 46 + nlen + xlen + clen
             if pos > len(directory):
                 # miniz refuses an entry whose name, extra field and comment overrun the
                 # directory; other zip readers may not, so the entries are still audited.
                 self.corrupt.append(f"zip central directory entry {name!r} overruns the directory")
+        self.beyond_count = self._records_beyond(directory, pos)
+        if self.beyond_count:
+            self.anomalies.append(
+                f"{len(self.beyond_count)} central-directory record(s) beyond the declared "
+                "count: torch ignores them, Python's zipfile reads them"
+            )
         names = [e.name for e in entries]
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
             self.anomalies.append(f"duplicate member names: {', '.join(dupes[:5])}")
         return entries
+
+    def _records_beyond(self, directory: bytes, pos: int) -> list[ZipEntry]:
+        """Well-formed records after the declared count, which Python's zipfile reads (it
+        goes on until the directory's size runs out) and torch's reader never sees."""
+        found: list[ZipEntry] = []
+        while pos + 46 <= len(directory) and len(found) < self.limits.max_members:
+            (sig, flags, method, csize, usize, nlen, xlen, clen, _disk, offset) = (
+                _unpack_central(directory, pos)
+            )
+            if sig != _CENTRAL:
+                break
+            name_raw = directory[pos + 46 : pos + 46 + nlen]
+            extra = directory[pos + 46 + nlen : pos + 46 + nlen + xlen]
+            usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
+            name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+            found.append(ZipEntry(name, flags, method, csize, usize, offset))
+            pos += 46 + nlen + xlen + clen
+        return found
 
     def _zip64_record(
         self, tail: bytes, tail_start: int, eocd_pos: int
@@ -157,14 +194,22 @@ class ZipArchive:
         locator = self._read_near(tail, tail_start, eocd_pos - 20, 20)
         if locator[:4] != _EOCD64_LOCATOR:
             return None
-        (eocd64_pos,) = struct.unpack_from("<Q", locator, 8)
+        (eocd64_pos, total_disks) = struct.unpack_from("<QI", locator, 8)
+        if total_disks != 1:
+            self.corrupt.append("unsupported multidisk archive (zip64 locator)")
         if eocd64_pos > self.source.size - 56:
             # miniz gives up on the whole archive here rather than fall back.
             raise ContainerError("zip64 end-of-central-directory locator points past the end")
         rec = self._read_near(tail, tail_start, eocd64_pos, 56)
         if rec[:4] != _EOCD64:
             return None  # miniz then falls back to the 32-bit record, and so do we
+        (record_size, _, _, disk, cd_disk, on_disk) = struct.unpack_from("<QHHIIQ", rec, 4)
         count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
+        # miniz's refusals, in its order: a record too short, then disks that do not match.
+        if record_size < 44:
+            self.corrupt.append("zip64 end-of-central-directory record too short")
+        elif on_disk != count or ((disk | cd_disk) and not disk == cd_disk == 1):
+            self.corrupt.append("unsupported multidisk archive (zip64 record)")
         return count, cd_size, cd_offset, eocd64_pos
 
     def _read_near(self, tail: bytes, tail_start: int, offset: int, n: int) -> bytes:
@@ -217,6 +262,25 @@ class ZipArchive:
                 f"(declared {entry.size}, compressed {len(raw)}): zip bomb?"
             )
         return data
+
+
+def _miniz_search_problem(size: int, eocd_pos: int) -> str | None:
+    """Whether miniz's backward search for the end record (4 KiB reads, 3 bytes of overlap)
+    reaches ``eocd_pos``; if not, why torch fails.
+
+    Its next read offset is computed unsigned: from a file shorter than about 8 KiB whose end
+    record is not in the last 4 KiB it wraps around, and torch fails with "Invalid argument".
+    """
+    chunk = 4096
+    cur = max(size - chunk, 0)
+    while True:
+        if cur <= eocd_pos <= min(size, cur + chunk) - 4:
+            return None
+        if cur == 0 or size - cur >= 0xFFFF + 22:
+            return "end-of-central-directory record out of the zip reader's reach"
+        cur -= chunk - 3
+        if cur < 0:
+            return "bytes after the end record push it out of the zip reader's first read"
 
 
 def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:

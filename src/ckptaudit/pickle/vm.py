@@ -99,6 +99,9 @@ class PickleResult:
     """Offsets of 8-bit strings that are not UTF-8 (torch decodes them strictly)."""
     opcodes: int = 0
     """Opcodes executed."""
+    frame_end: int | None = None
+    """Where the FRAME holding STOP ends, when bytes of it remain after STOP: CPython reads a
+    whole frame at once, so a loader may start its next pickle there rather than at ``end``."""
 
 
 class _Stop(Exception):
@@ -132,6 +135,7 @@ class _Machine:
         self.stack: list[Any] = []
         self.metastack: list[int] = []
         self.memo: dict[int, Any] = {}
+        self.frame_end = 0
         self.result = PickleResult(start=start)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -254,6 +258,8 @@ class _Machine:
         if isinstance(exc, _Stop):
             result.complete = True
             result.end = pos
+            if self.frame_end > pos:
+                result.frame_end = self.frame_end
         elif isinstance(exc, PickleError):
             result.error = exc
         elif isinstance(exc, IndexError):
@@ -467,7 +473,7 @@ def _proto(m: _Machine, pos: int) -> int:
 def _frame(m: _Machine, pos: int) -> int:
     new = m.take(pos, 8)
     (size,) = _unpack_Q(m.data, pos)
-    m.take(new, size)  # a frame longer than what remains is a truncated file
+    m.frame_end = m.take(new, size)  # a frame longer than what remains is a truncated file
     return new
 
 
