@@ -1071,3 +1071,205 @@ def test_round3_whole_module_with_forward_hook_is_not_dangerous(tmp_path: Path) 
     assert b"_hook" in data
     _, report = audit(tmp_path, data, "model.pt")
     assert report.status is Status.INCOMPATIBLE, report.findings
+
+
+# =========================================================================== Fourth round
+# The container differentials of the fourth red-team campaign (closed in fc9d47c): a STOP
+# inside a FRAME (CPython reads a frame whole, so the next pickle starts after the frame, not
+# after STOP), central-directory records beyond the end record's count (Python's zipfile
+# reads them, miniz does not), miniz's refusals (torch fails, so a file is never compatible),
+# the end record's reach, the stored-size check that reads the time field too, and duplicate
+# byteorder records. Payloads are reached with the first round's recording stub.
+
+
+def _torch_bytesio(path: Path, stub: types.ModuleType) -> None:
+    """torch.load of an in-memory copy: BytesIO has no peek(), so frames are read whole."""
+    torch.load(io.BytesIO(path.read_bytes()), weights_only=False, pickle_module=stub)
+
+
+LOADERS["torch-bytesio"] = _torch_bytesio
+
+
+def _frame(body: bytes, size: int) -> bytes:
+    """A protocol-4 FRAME of ``size`` bytes: ``body`` then NULs that nothing reads."""
+    return b"\x80\x04\x95" + struct.pack("<Q", size) + body.ljust(size, b"\x00")
+
+
+# --------------------------------------------------------------------------- A. frame tails
+
+# 9000 bytes is over CPython's 8 KiB prefetch, so even a peeking file reads the frame whole.
+FRAME_TAILS = [
+    # sys_info {} then STOP; the frame's tail 'N.N.' is what a reader resuming after STOP sees
+    # (object None, storage keys None), and the real object pickle follows the frame.
+    pytest.param(MAGIC_PKL + PROTO_PKL + _frame(b"}.N.N.", 9000) + HOSTILE + KEYS_PKL,
+                 ["torch", "torch-fileobj", "torch-bytesio"], id="legacy-sysinfo-frame-tail-9000"),
+    # A 64-byte frame: a path is peeked (resumes after STOP), BytesIO resumes after the frame.
+    pytest.param(MAGIC_PKL + PROTO_PKL + _frame(b"}.N.].", 64) + HOSTILE + KEYS_PKL,
+                 ["torch-bytesio"], id="legacy-sysinfo-frame-tail-64"),
+    # The object pickle framed, so the storage-keys pickle torch really reads follows the frame.
+    pytest.param(MAGIC_PKL + PROTO_PKL + SYSINFO_PKL + _frame(BENIGN[2:] + b"N.", 9000)
+                 + HOSTILE[:-1] + b"0].", ["torch", "torch-bytesio"],
+                 id="legacy-object-frame-tail-9000"),
+]
+
+
+@pytest.mark.parametrize(("data", "loaders"), FRAME_TAILS)
+def test_round4_legacy_stop_inside_frame(tmp_path: Path, data: bytes, loaders: list[str]) -> None:
+    path, report = audit(tmp_path, data, "model.pt")
+    assert report.status is Status.DANGEROUS, report.findings
+    for loader in loaders:
+        assert any(RAN in c for c in payload_calls(path, loader)), loader
+
+
+@pytest.mark.parametrize("size", [9000, 64])
+def test_round4_plain_pickle_stop_inside_frame(tmp_path: Path, size: int) -> None:
+    """A pickle.load loop over BytesIO goes on after the frame; 0xff after STOP is never read."""
+    data = _frame(b"}.\xff", size) + HOSTILE
+    assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle-loop", RAN)
+
+
+# --------------------------------------------------------------------------- B. raw zips
+
+
+def _member(name: str, data: bytes, **fields: int) -> dict[str, object]:
+    """A stored member; ``fields`` override method, time, csize, size or payload bytes."""
+    return {"name": name, "data": data, **fields}
+
+
+def _raw_zip(members: list[dict[str, object]], *, on_disk: int | None = None,
+             zip64: dict[str, int] | None = None, junk: bytes = b"") -> bytes:
+    """A zip whose every field is chosen: central sizes/method/time per member, the end
+    record's entries-on-this-disk, and an optional zip64 record + locator."""
+    out, central = bytearray(), bytearray()
+    for m in members:
+        name, data = str(m["name"]).encode(), bytes(m["data"])  # type: ignore[arg-type]
+        payload = bytes(m.get("payload", data))  # type: ignore[arg-type]
+        method, time = int(m.get("method", 0)), int(m.get("time", 0))  # type: ignore[arg-type]
+        csize = int(m.get("csize", len(payload)))  # type: ignore[arg-type]
+        usize = int(m.get("size", len(data)))  # type: ignore[arg-type]
+        crc, offset = zlib.crc32(data), len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, time, 0, crc, csize,
+                           usize, len(name), 0) + name + payload
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, time, 0,
+                               crc, csize, usize, len(name), 0, 0, 0, 0, 0, offset) + name
+    n, cd_at = len(members), len(out)
+    out += central
+    if zip64 is not None:
+        z = {"size_rec": 44, "this_disk": 0, "cd_disk": 0, "on_disk": n, "disks": 1} | zip64
+        record_at = len(out)
+        out += struct.pack("<IQHHIIQQQQ", 0x06064B50, z["size_rec"], 45, 45, z["this_disk"],
+                           z["cd_disk"], z["on_disk"], n, len(central), cd_at)
+        out += struct.pack("<IIQI", 0x07064B50, 0, record_at, z["disks"])
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n if on_disk is None else on_disk, n,
+                       len(central), cd_at, 0)
+    return bytes(out + junk)
+
+
+def _tz(data_pkl: bytes = BENIGN, *extra: dict[str, object], **fields: int) -> list:
+    return [_member("archive/data.pkl", data_pkl, **fields), *extra,
+            _member("archive/version", b"3\n")]
+
+
+def test_round4_central_record_beyond_the_count(tmp_path: Path) -> None:
+    """The end record counts 2 records; a third, hostile archive/data.pkl sits within the
+    directory's size. miniz (torch) reads two, Python's zipfile all three (the last wins)."""
+    data = bytearray(_raw_zip([_member("archive/data.pkl", HOSTILE), *_tz()]))
+    end = data.rindex(b"PK\x05\x06")
+    cd_size, cd_at = struct.unpack_from("<II", data, end + 12)
+    first = 46 + len("archive/data.pkl")
+    data[cd_at : cd_at + cd_size] = data[cd_at + first : cd_at + cd_size] + data[cd_at : cd_at + first]
+    struct.pack_into("<HH", data, end + 8, 2, 2)
+    path, report = audit(tmp_path, bytes(data), "model.pt")
+    assert report.weights_only_compatible is True  # torch loads the benign pickle (and audit
+    assert report.status is Status.DANGEROUS, report.findings  # checked it against torch)
+    assert any(f.rule == "CKA105" for f in report.findings), report.findings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate name
+        assert zipfile.ZipFile(path).read("archive/data.pkl") == HOSTILE
+    assert any(RAN in c for c in payload_calls(path, "zip-walk"))
+    assert not any(RAN in c for c in payload_calls(path, "torch"))
+
+
+# --------------------------------------------------------------------------- C. miniz refusals
+
+MINIZ_REFUSALS = [
+    pytest.param(_raw_zip(_tz(), on_disk=3), id="end-record-entries-on-disk-differ"),
+    pytest.param(_raw_zip(_tz(), zip64={"disks": 2}), id="zip64-locator-two-disks"),
+    pytest.param(_raw_zip(_tz(), zip64={"size_rec": 0}), id="zip64-record-too-short"),
+    pytest.param(_raw_zip(_tz(), zip64={"this_disk": 3, "cd_disk": 3}), id="zip64-this-disk-3"),
+    pytest.param(_raw_zip(_tz(), zip64={"on_disk": 5}), id="zip64-entries-on-disk-differ"),
+    pytest.param(_raw_zip(_tz(BENIGN, _member("archive/extra", b"hello", method=8,
+                                               payload=b"", csize=0))),
+                 id="deflated-member-csize-0-size-5"),
+    pytest.param(_raw_zip(_tz(), junk=b"J" * 5000), id="junk-5000-after-end-record"),
+]
+
+
+def test_round4_zip64_control_loads(tmp_path: Path) -> None:
+    """Keeps the refusals honest: the consistent zip64 layout loads and is compatible."""
+    _, report = audit(tmp_path, _raw_zip(_tz(), zip64={}), "model.pt")
+    assert report.status is Status.COMPATIBLE, report.findings
+
+
+@pytest.mark.parametrize("data", MINIZ_REFUSALS)
+def test_round4_miniz_refusal_is_not_compatible(tmp_path: Path, data: bytes) -> None:
+    path, report = audit(tmp_path, data, "model.pt")  # weights_only_compatible == torch's
+    assert not torch_weights_only_loads(path)
+    assert report.status is not Status.COMPATIBLE, report.findings
+
+
+# --------------------------------------------------------------------------- D. end record reach
+
+
+@functools.cache
+def _saved_small_and_large() -> dict[str, bytes]:
+    return {"dict": _saved({"a": 1, "w": torch.ones(3)}),
+            "tensor-1mb": _saved({"w": torch.ones(256 * 1024)})}
+
+
+@pytest.mark.parametrize("n", [4074, 4075, 8200, 65514, 70000])
+@pytest.mark.parametrize("kind", ["dict", "tensor-1mb"])
+def test_round4_end_record_reach_after_junk(tmp_path: Path, kind: str, n: int) -> None:
+    """Junk after the end record: miniz searches back in 4 KiB steps with a signed offset,
+    so whether torch finds it depends on the file's size; ckptaudit's verdict follows."""
+    path, report = audit(tmp_path, _saved_small_and_large()[kind] + b"J" * n, "model.pt")
+    assert report.weights_only_compatible is torch_weights_only_loads(path)  # live, as in audit
+    if not report.weights_only_compatible:
+        assert report.status is not Status.COMPATIBLE, report.findings
+
+
+# --------------------------------------------------------------------------- E. stored sizes
+
+def _extra_stored_mismatch(time: int) -> bytes:
+    return _raw_zip(_tz(BENIGN, _member("archive/extra", b"hellohello", csize=4, time=time)))
+
+
+def _data_pkl_stored_mismatch(time: int) -> bytes:
+    return _raw_zip(_tz(BENIGN + b"\x00" * 8, size=len(BENIGN), time=time))
+
+
+@pytest.mark.parametrize("time", [1, 0], ids=["time-1", "time-0"])
+@pytest.mark.parametrize("build", [_extra_stored_mismatch, _data_pkl_stored_mismatch],
+                         ids=["extra", "data-pkl"])
+def test_round4_stored_size_mismatch_read_with_the_time_field(
+    tmp_path: Path, build: Callable[[int], bytes], time: int
+) -> None:
+    """miniz tests the method and DOS time as one 32-bit value: with a nonzero time a stored
+    member's compressed size may differ from its size (torch loads: no false error), with a
+    zero time it may not (torch fails: never compatible)."""
+    path, report = audit(tmp_path, build(time), "model.pt")  # weights_only_compatible == torch's
+    assert torch_weights_only_loads(path) is bool(time)
+    assert (report.status is Status.COMPATIBLE) is bool(time), report.findings
+
+
+# --------------------------------------------------------------------------- F. byteorder twice
+
+
+@pytest.mark.parametrize("order", [("little", "middle"), ("middle", "little")],
+                         ids=["little-then-middle", "middle-then-little"])
+def test_round4_duplicate_byteorder_records(tmp_path: Path, order: tuple[str, str]) -> None:
+    extra = [_member("archive/byteorder", o.encode()) for o in order]
+    path, report = audit(tmp_path, _raw_zip(_tz(BENIGN, *extra)), "model.pt")
+    loads = torch_weights_only_loads(path)
+    assert report.weights_only_compatible is loads
+    assert (report.status is Status.COMPATIBLE) is loads, report.findings
