@@ -64,6 +64,13 @@ INERT_CONSTRUCTORS: dict[str, str] = {
     "pathlib.PurePath": "builds a path value",
     "pathlib.PurePosixPath": "builds a path value",
     "pathlib.PureWindowsPath": "builds a path value",
+    # Python 3.13 moved the classes into pathlib._local, and pickles name them there.
+    "pathlib._local.Path": "builds a path value (touches no file)",
+    "pathlib._local.PosixPath": "builds a path value (touches no file)",
+    "pathlib._local.WindowsPath": "builds a path value (touches no file)",
+    "pathlib._local.PurePath": "builds a path value",
+    "pathlib._local.PurePosixPath": "builds a path value",
+    "pathlib._local.PureWindowsPath": "builds a path value",
     "argparse.Namespace": "builds an attribute container",
     "functools.partial": "binds arguments without calling (the bound callable is judged "
     "as a reference)",
