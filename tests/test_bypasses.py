@@ -1273,3 +1273,58 @@ def test_round4_duplicate_byteorder_records(tmp_path: Path, order: tuple[str, st
     loads = torch_weights_only_loads(path)
     assert report.weights_only_compatible is loads
     assert (report.status is Status.COMPATIBLE) is loads, report.findings
+
+
+# --------------------------------------------------------------------------- fifth round
+# A differential fuzz (70,300 generated pickles, CPython's calls recorded against
+# ckptaudit's verdicts) found two root causes; these are their minimal forms.
+
+KEYS_OF_A_GLOBAL = [
+    pytest.param(b"cbuiltins\ndict\ncpkg\nCls\n\x85R.", id="dict-of-a-global"),
+    pytest.param(b"ccollections\nOrderedDict\ncpkg.sub\nhelper\n\x85R.", id="ordereddict-of-a-global"),
+    pytest.param(b"(cbuiltins\ndict\ncuuid\n_get_command_stdout\no.", id="dict-of-a-global-by-obj"),
+    pytest.param(
+        b"ccollections\ndefaultdict\ncmymod\nModel\ncmymod\nrun\n\x86R.",
+        id="defaultdict-of-a-global",
+    ),
+]
+
+
+@pytest.mark.parametrize("data", KEYS_OF_A_GLOBAL)
+def test_round5_constructor_reading_keys_of_a_global_is_dangerous(data: bytes) -> None:
+    report = ckptaudit.audit_bytes(data)
+    assert report.status is Status.DANGEROUS, report.findings
+    # CPython really asks the global for keys(): a recording stand-in sees the call.
+    called: list[str] = []
+
+    class Stand:
+        @staticmethod
+        def keys() -> list[str]:
+            called.append("keys")
+            return []
+
+    class Loader(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            if (module, name) == ("builtins", "dict"):
+                return dict
+            if module == "collections":
+                return getattr(collections, name)
+            return Stand
+
+    with contextlib.suppress(Exception):
+        Loader(io.BytesIO(data)).load()
+    assert called == ["keys"]
+
+
+def test_round5_side_effect_library_classes_get_no_enum_exemption() -> None:
+    """torch.distributed.FileStore(path) creates the file it names: never an Enum lookup."""
+    data = b"ctorch.distributed\nFileStore\nX\x04\x00\x00\x00/tmp\x85R."
+    report = ckptaudit.audit_bytes(data)
+    assert report.status is Status.DANGEROUS, report.findings
+
+
+def test_round5_user_enum_lookup_stays_not_dangerous() -> None:
+    """The trade-off kept: a CamelCase class of the user's code called with one literal is
+    an Enum lookup (checkpoints are full of them), so it is only not allowlisted."""
+    report = ckptaudit.audit_bytes(b"cmymod\nStage\nK\x02\x85R.")
+    assert report.status is Status.INCOMPATIBLE, report.findings

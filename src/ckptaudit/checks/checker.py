@@ -311,6 +311,9 @@ class _Checker:
                 or (isinstance(func, Global) and func.qualified in STATE_ARGUMENT)
             ):
                 self._check_planted(unit, c)
+            mapping = _keys_argument(c)
+            if mapping is not None:
+                self._keys_of_global(unit, c, mapping)
             if planted_hooks(c) is not None:
                 self._deferred(unit, c, "backward hooks of a tensor, run at .backward()")
             if creation:
@@ -395,6 +398,22 @@ class _Checker:
                 if _makes_class(c)
                 else "(a class computed by the file)"
             ),
+            kind=Kind.CALLABLE,
+            remedy=Remedy.NEVER,
+            hint="do not load this file without weights_only",
+        )
+        grp.add(c, c.offset)
+
+    def _keys_of_global(self, unit: PickleUnit, c: Call, mapping: Global) -> None:
+        """dict(G), OrderedDict(G), defaultdict(f, G): CPython calls G.keys() and G[k]."""
+        label = f"{mapping.qualified}.keys"
+        grp = self.group(
+            unit,
+            "unsafe-call",
+            ("keys", label),
+            global_name=label,
+            message=f"{brief(c.func)}({mapping.qualified}) calls {mapping.qualified}.keys(): "
+            "a saved mapping is never a class or function",
             kind=Kind.CALLABLE,
             remedy=Remedy.NEVER,
             hint="do not load this file without weights_only",
@@ -662,6 +681,27 @@ class _Checker:
             member=grp.member,
             opcode=grp.opcode,
         )
+
+
+_MAPPING_ARGUMENT = {
+    "builtins.dict": 0,
+    "collections.OrderedDict": 0,
+    "collections.Counter": 0,
+    "collections.defaultdict": 1,
+    "copyreg._reconstructor": 2,
+}
+"""Data constructors that read a mapping argument through its ``keys()``."""
+
+
+def _keys_argument(c: Call) -> Global | None:
+    """The global passed where one of these constructors reads a mapping, if any."""
+    func = c.func
+    index = _MAPPING_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
+    args = c.args
+    if index is None or type(args) is not tuple or len(args) <= index:
+        return None
+    mapping = args[index]
+    return mapping if isinstance(mapping, Global) else None
 
 
 def _makes_class(c: Call) -> bool:

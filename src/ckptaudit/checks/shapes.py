@@ -12,6 +12,21 @@ from ckptaudit.policy.inert import is_literal_args
 __all__ = ["is_enum_shape", "is_mapping_subclass_shape", "shape_kind"]
 
 
+# Library namespaces and classes whose constructor reaches files, processes or the network
+# with one argument (torch.distributed.FileStore(path) creates the file): never Enums.
+_SIDE_EFFECT_PREFIXES = ("torch.distributed", "torch.utils", "torch.multiprocessing")
+_SIDE_EFFECT_CLASSES = frozenset(
+    {
+        "pandas.HDFStore",
+        "pandas.ExcelWriter",
+        "pandas.ExcelFile",
+        "pandas.io.pytables.HDFStore",
+        "h5py.File",
+        "h5py._hl.files.File",
+    }
+)
+
+
 def _class_like(func: Global) -> bool:
     """A CamelCase name outside the standard library.
 
@@ -22,6 +37,8 @@ def _class_like(func: Global) -> bool:
     hold come from the user's own code and libraries.
     """
     if func.module.split(".", 1)[0] in sys.stdlib_module_names:
+        return False
+    if func.module.startswith(_SIDE_EFFECT_PREFIXES) or func.qualified in _SIDE_EFFECT_CLASSES:
         return False
     last = func.name.rsplit(".", 1)[-1].lstrip("_")  # private classes (_Color) count too
     return last[:1].isupper() and not last.isupper()
