@@ -286,9 +286,11 @@ LOADERS: dict[str, Callable[[Path, types.ModuleType], None]] = {
 }
 
 
-def payload_calls(path: Path, loader: str) -> list[str]:
+def payload_calls(
+    path: Path, loader: str, stub_factory: Callable[[], types.ModuleType] | None = None
+) -> list[str]:
     """What a real loader calls when it loads ``path`` (recorded, never run)."""
-    stub = recording_pickle_module()
+    stub = (stub_factory or recording_pickle_module)()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # The recorder's return value (0) breaks most gadgets right after the call.
@@ -316,11 +318,16 @@ def audit(tmp_path: Path, data: bytes, filename: str) -> tuple[Path, FileReport]
 
 
 def assert_dangerous_and_reached(
-    tmp_path: Path, data: bytes, filename: str, loader: str, ran: str
+    tmp_path: Path,
+    data: bytes,
+    filename: str,
+    loader: str,
+    ran: str,
+    stub_factory: Callable[[], types.ModuleType] | None = None,
 ) -> FileReport:
     path, report = audit(tmp_path, data, filename)
     assert report.status is Status.DANGEROUS, report.findings
-    calls = payload_calls(path, loader)
+    calls = payload_calls(path, loader, stub_factory)
     assert any(ran in c for c in calls), calls
     return report
 
@@ -579,28 +586,26 @@ def _data_pkl_loop(stub: types.ModuleType, path: Path) -> None:
                     unpickler.load()
 
 
-def payload_calls2(path: Path, loader: str) -> list[str]:
-    """payload_calls, with the globals of :data:`_REAL_ROUND2` resolved for real."""
+LOADERS["data-pkl-loop"] = lambda path, stub: _data_pkl_loop(stub, path)
+
+
+def recording_pickle_module2() -> types.ModuleType:
+    """The recording stub, with the globals of :data:`_REAL_ROUND2` resolved for real."""
     stub = recording_pickle_module()
     stub.resolved.update(_REAL_ROUND2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.suppress(Exception):
-            if loader == "data-pkl-loop":
-                _data_pkl_loop(stub, path)
-            else:
-                LOADERS[loader](path, stub)
-    return list(stub.log)
+    return stub
+
+
+def payload_calls2(path: Path, loader: str) -> list[str]:
+    return payload_calls(path, loader, recording_pickle_module2)
 
 
 def assert_dangerous_and_reached2(
     tmp_path: Path, data: bytes, filename: str, loader: str, ran: str = REACHED
 ) -> FileReport:
-    path, report = audit(tmp_path, data, filename)
-    assert report.status is Status.DANGEROUS, report.findings
-    calls = payload_calls2(path, loader)
-    assert any(ran in c for c in calls), calls
-    return report
+    return assert_dangerous_and_reached(
+        tmp_path, data, filename, loader, ran, recording_pickle_module2
+    )
 
 
 def _meta_args() -> bytes:
@@ -918,8 +923,7 @@ _REAL_ROUND3 = [
 
 def recording_pickle_module3() -> types.ModuleType:
     """The recording stub, with the classes of :data:`_REAL_ROUND3` real (when they exist)."""
-    stub = recording_pickle_module()
-    stub.resolved.update(_REAL_ROUND2)
+    stub = recording_pickle_module2()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # aifc and sunau warn on import (removed in 3.13)
         for module, name in _REAL_ROUND3:
@@ -929,22 +933,15 @@ def recording_pickle_module3() -> types.ModuleType:
 
 
 def payload_calls3(path: Path, loader: str) -> list[str]:
-    stub = recording_pickle_module3()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.suppress(Exception):
-            LOADERS[loader](path, stub)
-    return list(stub.log)
+    return payload_calls(path, loader, recording_pickle_module3)
 
 
 def assert_dangerous_and_reached3(
     tmp_path: Path, data: bytes, filename: str = "model.pkl", loader: str = "pickle"
 ) -> FileReport:
-    path, report = audit(tmp_path, data, filename)
-    assert report.status is Status.DANGEROUS, report.findings
-    calls = payload_calls3(path, loader)
-    assert any(REACHED in c for c in calls), calls
-    return report
+    return assert_dangerous_and_reached(
+        tmp_path, data, filename, loader, REACHED, recording_pickle_module3
+    )
 
 
 def _tuple(*items: bytes) -> bytes:

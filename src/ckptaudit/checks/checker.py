@@ -17,6 +17,7 @@ from ckptaudit.checks.types import (
     planted_hooks,
     planted_methods,
     runtime_type,
+    tabled_argument,
     torch_global_name,
     type_repr,
 )
@@ -379,6 +380,28 @@ class _Checker:
         )
         grp.add(c, c.offset)
 
+    def _never_load(
+        self,
+        unit: PickleUnit,
+        key: Hashable,
+        node: Any,
+        offset: int,
+        message: str,
+        global_name: str | None = None,
+        hint: str = "do not load this file without weights_only",
+    ) -> None:
+        """Record one occurrence of an unsafe call that no saved object explains."""
+        self.group(
+            unit,
+            "unsafe-call",
+            key,
+            global_name=global_name,
+            message=message,
+            kind=Kind.CALLABLE,
+            remedy=Remedy.NEVER,
+            hint=hint,
+        ).add(node, offset)
+
     def _unsafe_creation(self, unit: PickleUnit, c: Call) -> None:
         """NEWOBJ that makes a class from the file's own namespace, or of a computed class.
 
@@ -387,52 +410,29 @@ class _Checker:
         the class of an ordinary object is always a global, never something the file built.
         """
         label = brief(c.func)
-        grp = self.group(
-            unit,
-            "unsafe-call",
-            ("creates", label),
-            global_name=label,
-            message=f"NEWOBJ of {label} "
-            + (
-                "with (name, bases, namespace): the file defines a class of its own"
-                if _makes_class(c)
-                else "(a class computed by the file)"
-            ),
-            kind=Kind.CALLABLE,
-            remedy=Remedy.NEVER,
-            hint="do not load this file without weights_only",
+        what = (
+            "with (name, bases, namespace): the file defines a class of its own"
+            if _makes_class(c)
+            else "(a class computed by the file)"
         )
-        grp.add(c, c.offset)
+        self._never_load(unit, ("creates", label), c, c.offset, f"NEWOBJ of {label} {what}", label)
 
     def _keys_of_global(self, unit: PickleUnit, c: Call, mapping: Global) -> None:
         """dict(G), OrderedDict(G), defaultdict(f, G): CPython calls G.keys() and G[k]."""
         label = f"{mapping.qualified}.keys"
-        grp = self.group(
-            unit,
-            "unsafe-call",
-            ("keys", label),
-            global_name=label,
-            message=f"{brief(c.func)}({mapping.qualified}) calls {mapping.qualified}.keys(): "
-            "a saved mapping is never a class or function",
-            kind=Kind.CALLABLE,
-            remedy=Remedy.NEVER,
-            hint="do not load this file without weights_only",
+        message = (
+            f"{brief(c.func)}({mapping.qualified}) calls {mapping.qualified}.keys(): "
+            "a saved mapping is never a class or function"
         )
-        grp.add(c, c.offset)
+        self._never_load(unit, ("keys", label), c, c.offset, message, label)
 
     def _deferred(self, unit: PickleUnit, c: Call, what: str) -> None:
         """A callable stored where torch or the user's code will call it later."""
-        grp = self.group(
-            unit,
-            "unsafe-call",
-            ("deferred", what),
-            message=f"the file installs {what}: torch.save never writes these, and whatever "
-            "the file put there runs later in the user's process",
-            kind=Kind.CALLABLE,
-            remedy=Remedy.NEVER,
-            hint="do not load this file without weights_only",
+        message = (
+            f"the file installs {what}: torch.save never writes these, and whatever the file "
+            "put there runs later in the user's process"
         )
-        grp.add(c, c.offset)
+        self._never_load(unit, ("deferred", what), c, c.offset, message)
 
     def _check_planted(self, unit: PickleUnit, c: Call) -> None:
         """Methods the unpickler calls without REDUCE, set by the file on an object.
@@ -447,18 +447,16 @@ class _Checker:
             # __setstate__ the first one set.
             planted.append(("__setstate__", c.state))
         for name, value in planted:
-            grp = self.group(
+            self._never_load(
                 unit,
-                "unsafe-call",
                 ("planted", name),
-                global_name=brief(value),
-                message=f"the file sets the {name!r} attribute of an object to {brief(value)}; "
+                c,
+                c.build_offset or c.offset,
+                f"the file sets the {name!r} attribute of an object to {brief(value)}; "
                 "the unpickler or a constructor calls that method without REDUCE",
-                kind=Kind.CALLABLE,
-                remedy=Remedy.NEVER,
+                brief(value),
                 hint="do not load this file: no saved object carries its own methods",
             )
-            grp.add(c, c.build_offset or c.offset)
 
     @staticmethod
     def _is_getattr(call: Call) -> bool:
@@ -537,18 +535,11 @@ class _Checker:
         functions, a registry): pickle writes these opcodes only for objects it created.
         """
         label = target.qualified
-        grp = self.group(
-            unit,
-            "unsafe-call",
-            ("mutates", label),
-            global_name=label,
-            message=f"{op} on {label} itself: the file rewrites a class, function or module "
-            "for the rest of the process (its methods may then run the file's callables)",
-            kind=Kind.CALLABLE,
-            remedy=Remedy.NEVER,
-            hint="do not load this file without weights_only",
+        message = (
+            f"{op} on {label} itself: the file rewrites a class, function or module for the "
+            "rest of the process (its methods may then run the file's callables)"
         )
-        grp.add(target, offset)
+        self._never_load(unit, ("mutates", label), target, offset, message, label)
 
     def _forbidden(
         self, unit: PickleUnit, op: str, target: Any, t: str | None, offset: int
@@ -695,12 +686,7 @@ _MAPPING_ARGUMENT = {
 
 def _keys_argument(c: Call) -> Global | None:
     """The global passed where one of these constructors reads a mapping, if any."""
-    func = c.func
-    index = _MAPPING_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
-    args = c.args
-    if index is None or type(args) is not tuple or len(args) <= index:
-        return None
-    mapping = args[index]
+    mapping = tabled_argument(c, _MAPPING_ARGUMENT)
     return mapping if isinstance(mapping, Global) else None
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "planted_hooks",
     "planted_methods",
     "runtime_type",
+    "tabled_argument",
     "torch_global_name",
     "type_repr",
 ]
@@ -290,8 +291,8 @@ def planted_methods(call: Call) -> list[tuple[str, Any]]:
     """
     state = call.state
     func = call.func
-    rebuild = STATE_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
-    if call.kwargs is None and rebuild is None:
+    rebuild = isinstance(func, Global) and func.qualified in STATE_ARGUMENT
+    if call.kwargs is None and not rebuild:
         # The common cases, on the path of every object: keep them cheap (C-level passes).
         if state is None:
             return []
@@ -304,9 +305,8 @@ def planted_methods(call: Call) -> list[tuple[str, Any]]:
                 pass  # an unhashable key (a list): only a hostile pickle has one
     parts = list(state) if type(state) is tuple else [state]
     parts.append(call.kwargs)
-    args = call.args
-    if rebuild is not None and type(args) is tuple and len(args) > rebuild:
-        parts.append(args[rebuild])
+    if rebuild:
+        parts.append(tabled_argument(call, STATE_ARGUMENT))
     found: list[tuple[str, Any]] = []
     for part in parts:
         if type(part) is not PDict:
@@ -324,14 +324,19 @@ def planted_methods(call: Call) -> list[tuple[str, Any]]:
     return found
 
 
-def planted_hooks(call: Call) -> Any:
-    """The backward hooks a tensor rebuild installs, when it installs any; else None."""
+def tabled_argument(call: Call, table: dict[str, int]) -> Any:
+    """The argument at the position ``table`` gives for the callee; None when there is none."""
     func = call.func
-    index = BACKWARD_HOOKS_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
+    index = table.get(func.qualified) if isinstance(func, Global) else None
     args = call.args
     if index is None or type(args) is not tuple or len(args) <= index:
         return None
-    hooks = args[index]
+    return args[index]
+
+
+def planted_hooks(call: Call) -> Any:
+    """The backward hooks a tensor rebuild installs, when it installs any; else None."""
+    hooks = tabled_argument(call, BACKWARD_HOOKS_ARGUMENT)
     if type(hooks) is PDict:
         return hooks if hooks.flat else None
     if isinstance(hooks, Call):
