@@ -367,18 +367,16 @@ class _Checker:
             return  # calling a literal fails in any unpickler; torch's rule covers it
         if reached_through:
             why += f", through {reached_through}, which calls its argument"
-        grp = self.group(
+        self._never_load(
             unit,
-            "unsafe-call",
             label,
-            global_name=label,
-            message=why,
-            kind=Kind.CALLABLE,
-            remedy=Remedy.NEVER,
+            c,
+            c.offset,
+            why,
+            label,
             hint="do not load this file without weights_only unless you know this callable "
             "is harmless; then store plain data instead",
         )
-        grp.add(c, c.offset)
 
     def _never_load(
         self,
