@@ -11,8 +11,8 @@ import ckptaudit
 def test_all_is_exact() -> None:
     public = {n for n in dir(ckptaudit) if not n.startswith("_")}
     submodules = {"audit", "checks", "errors", "findings", "formats", "pickle", "policy",
-                  "rules", "structure", "report", "runner", "cli", "torch_oracle",
-                  "plan_script", "examples", "cluster", "nested"}
+                  "structure", "report", "runner", "cli", "torch_oracle", "discovery",
+                  "plan_script", "examples", "cluster"}
     assert set(ckptaudit.__all__) == public - submodules | {"__version__"}
     for name in ckptaudit.__all__:
         assert getattr(ckptaudit, name) is not None

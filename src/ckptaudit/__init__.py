@@ -5,14 +5,16 @@ and if not, every global in the way, where it sits in the object tree, what to c
 to, and which globals are dangerous.
 """
 
+from ckptaudit._version import __version__
 from ckptaudit.audit import (
     audit_bytes,
     audit_file,
     audit_object,
+    audit_path,
     audit_source,
     audit_url,
-    expand_paths,
 )
+from ckptaudit.discovery import expand_paths
 from ckptaudit.errors import (
     CkptAuditError,
     ContainerError,
@@ -35,8 +37,6 @@ from ckptaudit.findings import (
 )
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.policy import Policy, load_policy
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuditStats",
@@ -61,6 +61,7 @@ __all__ = [
     "audit_bytes",
     "audit_file",
     "audit_object",
+    "audit_path",
     "audit_source",
     "audit_url",
     "expand_paths",

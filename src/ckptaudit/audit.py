@@ -7,107 +7,37 @@ import gc
 import io
 import os
 import time
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-from ckptaudit.checks import PickleUnit, check_units
+from ckptaudit.checks import FileFacts, check_file, rule_for
 from ckptaudit.errors import InputError, LimitExceeded, UsageError
-from ckptaudit.findings import (
-    AuditStats,
-    FileReport,
-    Finding,
-    Kind,
-    Remedy,
-    Severity,
-    Status,
-)
-from ckptaudit.formats import BytesSource, Container, FileSource, Source, read_container
-from ckptaudit.nested import nested_units
+from ckptaudit.findings import AuditStats, Category, ContainerFormat, FileReport, Status
+from ckptaudit.formats import BytesSource, Container, FileSource, PickleUnit, Source, read_container
+from ckptaudit.formats.remote import is_url
 from ckptaudit.pickle.limits import DEFAULT_LIMITS, Limits
-from ckptaudit.pickle.nodes import Call, Global, PersId
 from ckptaudit.policy.torch_policy import Policy, load_policy
-from ckptaudit.rules import rule
-from ckptaudit.structure import tensor_problem, top_level
+from ckptaudit.structure import top_level
 
 __all__ = [
-    "CHECKPOINT_SUFFIXES",
     "audit_bytes",
     "audit_file",
     "audit_object",
+    "audit_path",
     "audit_source",
     "audit_url",
-    "expand_paths",
 ]
 
-CHECKPOINT_SUFFIXES = frozenset(
-    {
-        ".pt",
-        ".pth",
-        ".bin",
-        ".ckpt",
-        ".pkl",
-        ".pickle",
-        ".safetensors",
-        ".tar",
-        ".th",
-        ".torch",
-        ".model",
-        ".chkpt",
-        ".pt2",
-    }
-)
-"""File name endings a directory search treats as checkpoints."""
-
-_TENSOR_CALLS = frozenset(
-    {
-        "torch._utils._rebuild_tensor",
-        "torch._utils._rebuild_tensor_v2",
-        "torch._utils._rebuild_tensor_v3",
-        "torch._utils._rebuild_qtensor",
-    }
-)
-
-# Container issues that torch meets only after it has unpickled the first pickle.
-_AFTER_UNPICKLING = frozenset({"not-a-torch-checkpoint"})
-
-
-def _finding(
-    category: str,
-    message: str,
-    *,
-    member: str | None = None,
-    remedy: Remedy = Remedy.INSPECT,
-    hint: str | None = None,
-    kind: Kind = Kind.FORMAT,
-    offset: int | None = None,
-    severity: Severity | None = None,
-) -> Finding:
-    r = rule(category)
-    return Finding(
-        rule=r.code,
-        category=r.category,
-        severity=severity or r.severity,
-        global_name=None,
-        kind=kind,
-        remedy=remedy,
-        message=message,
-        hint=hint or r.fix,
-        count=1,
-        paths=(),
-        offset=offset,
-        member=member,
-    )
-
-
-def _error_report(name: str, message: str, category: str, started: float, read: int) -> FileReport:
+def _error_report(
+    name: str, message: str, category: Category, started: float, read: int
+) -> FileReport:
     return FileReport(
         path=name,
-        format="unknown",
+        format=ContainerFormat.UNKNOWN,
         status=Status.ERROR,
         weights_only_compatible=False,
         error=message,
-        findings=(_finding(category, message),),
+        findings=(rule_for(category).finding(message),),
         stats=AuditStats(bytes_read=read, seconds=time.perf_counter() - started),
     )
 
@@ -141,13 +71,13 @@ def audit_source(
         try:
             return _report(source, read_container(source, limits), policy, limits, started)
         except LimitExceeded as exc:
-            category, message = "limit-exceeded", str(exc)
+            category, message = Category.LIMIT_EXCEEDED, str(exc)
         except InputError as exc:
-            category, message = "malformed", str(exc)
+            category, message = Category.MALFORMED, str(exc)
         except Exception as exc:  # a bug in ckptaudit, not in the input: report, don't crash
             if os.environ.get("CKPTAUDIT_DEBUG"):
                 raise
-            category, message = "malformed", _internal(exc)
+            category, message = Category.MALFORMED, _internal(exc)
         return _error_report(source.name, message, category, started, source.bytes_read)
 
 
@@ -162,124 +92,22 @@ def _internal(exc: Exception) -> str:
 def _report(
     source: Source, container: Container, policy: Policy, limits: Limits, started: float
 ) -> FileReport:
-    container.units.extend(nested_units(container.units, limits))
-    checked = check_units(container.units, policy, limits)
-    findings = list(checked.findings)
-    if container.format == "torchscript":
-        # Refused before any pickle is read; only what could harm a torch.jit.load matters.
-        findings = [f for f in findings if f.severity is not Severity.INCOMPATIBLE]
-    errors: list[str] = []
-    torch_before: list[str] = []
-    torch_after: list[str] = []
-    for issue in container.issues:
-        severity = None
-        if issue.category == "zip-anomaly" and issue.torch_error is None:
-            severity = Severity.INFO
-        findings.append(
-            _finding(issue.category, issue.message, member=issue.member, severity=severity)
-        )
-        if issue.torch_error:
-            (torch_after if issue.category in _AFTER_UNPICKLING else torch_before).append(
-                issue.torch_error
-            )
-        if issue.category == "malformed":
-            errors.append(issue.message)
-    mismatch = _name_mismatch(source.name, container.format)
-    if mismatch:
-        message, fails = mismatch
-        findings.append(
-            _finding(
-                "format-mismatch",
-                message,
-                severity=Severity.INCOMPATIBLE if fails else None,
-                remedy=Remedy.NONE,
-            )
-        )
-        if fails:
-            torch_before.append(message)
-    unit_errors: list[str] = []
-    for unit in container.units:
-        err = unit.result.error
-        if err is None:
-            continue
-        where = f"{unit.member}: " if unit.member else ""
-        category = "limit-exceeded" if isinstance(err, LimitExceeded) else "malformed"
-        findings.append(_finding(category, f"{where}{err}", member=unit.member, offset=err.offset))
-        errors.append(f"{where}{err}")
-        if unit.torch_reads:
-            unit_errors.append(f"{where}{err}")
-    rebuilds = _tensor_rebuilds(container)
-    for problem in _storage_problems(container, rebuilds)[:1]:
-        unit_errors.append(problem)
-        findings.append(_finding("rebuild-error", problem, remedy=Remedy.INSPECT))
-    dangerous_members = {f.member for f in findings if f.severity is Severity.DANGEROUS}
-    for unit in container.units:
-        if unit.torch_reads or unit.nested or container.format == "torchscript":
-            continue
-        if unit.member in dangerous_members:
-            findings.append(
-                _finding(
-                    "hidden-payload",
-                    f"dangerous pickle in {unit.member}, which torch.load never reads but other "
-                    "tools may",
-                    member=unit.member,
-                    remedy=Remedy.NEVER,
-                    kind=Kind.NESTED_PICKLE,
-                )
-            )
-    findings.sort(key=lambda f: (-f.severity, f.rule, f.offset or 0))
-
-    predicted = torch_before + [v.message for v in checked.violations] + unit_errors + torch_after
-    compatible = not predicted and container.complete
-    worst = max((f.severity for f in findings), default=None)
-    if worst is Severity.DANGEROUS:
-        status = Status.DANGEROUS
-    elif worst is Severity.ERROR or not container.complete:
-        status = Status.ERROR
-    elif compatible:
-        status = Status.COMPATIBLE
-    else:
-        status = Status.INCOMPATIBLE
+    outcome = check_file(FileFacts(source.name, container), policy, limits)
     main = _main_unit(container)
     return FileReport(
         path=source.name,
         format=container.format,
-        status=status,
-        weights_only_compatible=compatible,
-        error="; ".join(errors) if errors else None,
-        predicted_error=predicted[0] if predicted else None,
-        unsafe_globals=tuple(sorted(checked.unsafe_globals)),
-        findings=tuple(findings),
+        status=outcome.status,
+        weights_only_compatible=outcome.weights_only_compatible,
+        error=outcome.error,
+        predicted_error=outcome.predicted_error,
+        unsafe_globals=outcome.unsafe_globals,
+        findings=outcome.findings,
         top_level=tuple(top_level(main.result.root, limits.max_top_level))
         if main is not None and main.result.complete
         else (),
-        stats=_stats(source, container, rebuilds, started),
+        stats=_stats(source, container, started),
     )
-
-
-_EXPECTED_BY_SUFFIX = {
-    ".safetensors": ("safetensors",),
-    ".pkl": ("pickle",),
-    ".pickle": ("pickle",),
-    ".pt": ("torch-zip", "torch-legacy", "torchscript"),
-    ".pth": ("torch-zip", "torch-legacy", "torchscript"),
-    ".ckpt": ("torch-zip", "torch-legacy"),
-    ".tar": ("torch-tar",),
-}
-
-
-def _name_mismatch(name: str, fmt: str) -> tuple[str, bool] | None:
-    """(message, torch fails because of it) when the file name suggests another format."""
-    suffix = os.path.splitext(name)[1].lower()
-    expected = _EXPECTED_BY_SUFFIX.get(suffix)
-    if expected is None or fmt in expected:
-        return None
-    # torch.load sends every path ending in .safetensors to safetensors, whatever its bytes.
-    fails = name.endswith(".safetensors")
-    message = f"named {suffix} but the bytes are {fmt}"
-    if fails:
-        message += "; torch.load hands .safetensors paths to safetensors, which cannot read it"
-    return message, fails
 
 
 def _main_unit(container: Container) -> PickleUnit | None:
@@ -290,58 +118,11 @@ def _main_unit(container: Container) -> PickleUnit | None:
     return reads[0] if reads else (container.units[0] if container.units else None)
 
 
-def _tensor_rebuilds(container: Container) -> list[Call]:
-    """The tensor-rebuilding calls of the pickles torch reads."""
-    return [
-        call
-        for unit in container.units
-        if unit.torch_reads
-        for call in unit.result.calls
-        if isinstance(call.func, Global) and call.func.qualified in _TENSOR_CALLS
-    ]
-
-
-def _storage_problems(container: Container, rebuilds: list[Call]) -> list[str]:
-    """Tensors torch could not rebuild: a missing record, one of the wrong size, a view past
-    the end of its storage."""
-    problems: list[str] = []
-    if container.format in ("torch-zip", "torch-legacy"):
-        for call in rebuilds:
-            if call.func.qualified != "torch._utils._rebuild_tensor_v2":
-                continue
-            storage = call.args[0] if type(call.args) is tuple and call.args else None
-            pid = storage.pid if isinstance(storage, PersId) else None
-            if type(pid) is tuple and len(pid) > 5 and pid[5] is not None:
-                continue  # a legacy storage view: its own size applies
-            problem = tensor_problem(call)
-            if problem:
-                problems.append(problem)
-                break
-    records = container.storage_records
-    if records is None:
-        return problems
-    for ref in container.storages().values():
-        size = records.get(ref.key.lower())
-        if size is None:
-            problems.append(
-                f"PytorchStreamReader failed locating file data/{ref.key}: file not found"
-            )
-        elif ref.dtype != "unknown" and size != ref.nbytes:
-            problems.append(
-                f"record size ({size} bytes) of data/{ref.key} does not match expected size "
-                f"({ref.nbytes} bytes = {ref.numel} elements * {ref.element_size} "
-                "bytes/element)"
-            )
-    return problems
-
-
-def _stats(
-    source: Source, container: Container, rebuilds: list[Call], started: float
-) -> AuditStats:
+def _stats(source: Source, container: Container, started: float) -> AuditStats:
     return AuditStats(
         pickle_bytes=sum(max(u.result.end - u.result.start, 0) for u in container.units),
         opcodes=sum(u.result.opcodes for u in container.units),
-        tensors=(container.tensor_count or 0) + len(rebuilds),
+        tensors=(container.tensor_count or 0) + len(container.tensor_rebuilds()),
         tensor_bytes=sum(ref.nbytes for ref in container.storages().values()),
         bytes_read=source.bytes_read,
         seconds=time.perf_counter() - started,
@@ -373,10 +154,11 @@ def audit_file(
     try:
         source = FileSource(name)
     except OSError as exc:
-        return _error_report(name, f"cannot open: {exc.strerror or exc}", "malformed", started, 0)
+        message = f"cannot open: {exc.strerror or exc}"
+        return _error_report(name, message, Category.MALFORMED, started, 0)
     try:
         if os.path.isdir(name):
-            return _error_report(name, "is a directory", "malformed", started, 0)
+            return _error_report(name, "is a directory", Category.MALFORMED, started, 0)
         return audit_source(source, policy=policy, limits=limits)
     finally:
         source.close()
@@ -404,7 +186,7 @@ def audit_url(
     try:
         source = RemoteSource(url, storage_options=storage_options)
     except RemoteReadError as exc:
-        return _error_report(url, str(exc), "malformed", started, 0)
+        return _error_report(url, str(exc), Category.MALFORMED, started, 0)
     try:
         return audit_source(source, policy=policy, limits=limits)
     finally:
@@ -439,21 +221,10 @@ def audit_object(
     return audit_bytes(buffer.getvalue(), name="<object>", policy=policy, limits=limits)
 
 
-def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
-    """Yield files to audit: files as given, directories searched for checkpoint names."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for file in sorted(files):
-                    candidate = Path(root) / file
-                    if _looks_like_checkpoint(candidate.name):
-                        yield str(candidate)
-        else:
-            yield os.fspath(raw)
-
-
-def _looks_like_checkpoint(name: str) -> bool:
-    lower = name.lower()
-    return any(lower.endswith(suffix) for suffix in CHECKPOINT_SUFFIXES)
+def audit_path(
+    path: str, *, policy: Policy | None = None, limits: Limits | None = None
+) -> FileReport:
+    """Audit a local file, or a URL (s3://, https://, hf://...) by ranged reads."""
+    if is_url(path):
+        return audit_url(path, policy=policy, limits=limits)
+    return audit_file(path, policy=policy, limits=limits)

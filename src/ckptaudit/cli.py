@@ -7,27 +7,64 @@ Exit status of ``ckptaudit audit``: 0 nothing at or above --fail-on; 1 a file at
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
-from ckptaudit import __version__
+from ckptaudit._compat import assert_never
+from ckptaudit._version import __version__
 from ckptaudit.errors import CkptAuditError, UsageError
-from ckptaudit.findings import Status
+from ckptaudit.findings import Status, TextEnum
+from ckptaudit.report import OutputFormat
 
-__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "FailOn", "main"]
 
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
 EXIT_UNREADABLE = 3
 
-_FAIL_ON = {
-    "incompatible": {Status.INCOMPATIBLE, Status.DANGEROUS},
-    "dangerous": {Status.DANGEROUS},
-    "never": set(),
-}
+
+class FailOn(TextEnum):
+    """The verdict at or above which ``audit`` exits 1."""
+
+    INCOMPATIBLE = "incompatible"
+    DANGEROUS = "dangerous"
+    NEVER = "never"
+
+    @property
+    def failing(self) -> frozenset[Status]:
+        """The statuses that make the run fail."""
+        match self:
+            case FailOn.INCOMPATIBLE:
+                return frozenset({Status.INCOMPATIBLE, Status.DANGEROUS})
+            case FailOn.DANGEROUS:
+                return frozenset({Status.DANGEROUS})
+            case FailOn.NEVER:
+                return frozenset()
+            case _:
+                assert_never(self)
+
+
+_E = TypeVar("_E", bound=TextEnum)
+
+
+def _choice(enum: type[_E]) -> Callable[[str], _E]:
+    """An argparse type for a closed set: its member, or an error listing the choices."""
+
+    def parse(text: str) -> _E:
+        try:
+            return enum(text)
+        except ValueError:
+            choices = ", ".join(m.value for m in enum)
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {text!r} (choose from {choices})"
+            ) from None
+
+    parse.__name__ = enum.__name__
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,16 +117,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--format",
-        choices=("text", "json", "jsonl", "markdown", "sarif"),
-        default="text",
+        type=_choice(OutputFormat),
+        choices=list(OutputFormat),
+        default=OutputFormat.TEXT,
         help="output format (default: text); jsonl streams one JSON object per file as it "
         "is audited",
     )
     audit.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     audit.add_argument(
         "--fail-on",
-        choices=tuple(_FAIL_ON),
-        default="incompatible",
+        type=_choice(FailOn),
+        choices=list(FailOn),
+        default=FailOn.INCOMPATIBLE,
         help="exit 1 when a file is at or above this verdict (default: incompatible)",
     )
     audit.add_argument(
@@ -159,11 +198,11 @@ def _emit(text: str, output: str | None, markup: bool) -> None:
         sys.stdout.write(text)
 
 
-def _exit_code(statuses: Iterable[Status], fail_on: str) -> int:
+def _exit_code(statuses: Iterable[Status], fail_on: FailOn) -> int:
     seen = set(statuses)
-    if seen & _FAIL_ON[fail_on]:
+    if seen & fail_on.failing:
         return EXIT_FAIL
-    if fail_on != "never" and Status.ERROR in seen:
+    if fail_on is not FailOn.NEVER and Status.ERROR in seen:
         return EXIT_UNREADABLE
     return EXIT_OK
 
@@ -176,14 +215,14 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     progress = not args.no_progress and sys.stderr.isatty()
-    if args.format == "jsonl":
+    if args.format is OutputFormat.JSONL:
         return _stream_jsonl(args, policy, progress)
     reports = audit_paths(
         args.paths, policy=policy, jobs=args.jobs, progress=progress, dask=args.dask
     )
     if not reports:
         raise UsageError("no checkpoint files found under the given paths")
-    markup = args.format == "text" and not args.output and sys.stdout.isatty()
+    markup = args.format is OutputFormat.TEXT and not args.output and sys.stdout.isatty()
     _emit(render(reports, args.format, policy, markup=markup), args.output, markup)
     return _exit_code((r.status for r in reports), args.fail_on)
 
@@ -224,24 +263,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise UsageError("no checkpoint files found under the given paths")
     if args.no_torch:
         os.environ["CKPTAUDIT_NO_TORCH"] = "1"
-    _emit(render(reports, "markdown", policy), args.output, False)
+    _emit(render(reports, OutputFormat.MARKDOWN, policy), args.output, False)
     print(f"wrote {args.output} ({len(reports)} checkpoints)")
     return EXIT_OK
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from ckptaudit.rules import RULES
+    from ckptaudit.checks import all_rules
 
+    rules = {r.code: r for r in all_rules()}
     if args.code is None:
-        for r in RULES.values():
+        for r in rules.values():
             print(f"{r.code}  {r.category:<24} {r.severity.label:<12} {r.summary}")
         return EXIT_OK
-    found = RULES.get(args.code.upper())
+    found = rules.get(args.code.upper())
     if found is None:
         raise UsageError(f"unknown rule {args.code!r}; `ckptaudit explain` lists them")
     print(
         f"{found.code} {found.category} ({found.severity.label})\n\n{found.summary}\n\n"
-        f"Why: {found.why}\n\nFix: {found.fix}"
+        f"Why: {found.why}\n\nFix: {found.fix}\n\n"
+        f"About this family of rules:\n\n{inspect.cleandoc(found.doc)}\n\n"
+        f"Online: {found.help_uri}"
     )
     return EXIT_OK
 

@@ -13,17 +13,22 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ckptaudit.audit import audit_path
 from ckptaudit.errors import UsageError
 from ckptaudit.findings import FileReport
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.policy.torch_policy import Policy, load_policy
-from ckptaudit.runner import _audit_chunk
 
 __all__ = ["audit_on_dask", "iter_audit_on_dask"]
 
 DEFAULT_BATCH = 64
 """Files per Dask task: large enough to amortise scheduling (~1 ms a task), small enough
 to balance a cluster."""
+
+
+def _audit_batch(paths: Sequence[str], policy: Policy, limits: Limits | None) -> list[FileReport]:
+    """One Dask task: audit a batch of files on a worker."""
+    return [audit_path(p, policy=policy, limits=limits) for p in paths]
 
 
 def _client(address: str, timeout: float) -> Any:
@@ -80,7 +85,7 @@ def iter_audit_on_dask(
             for index in range(len(batches)):
                 while submitted < len(batches) and submitted < index + window:
                     futures[submitted] = client.submit(
-                        _audit_chunk,
+                        _audit_batch,
                         batches[submitted],
                         shared_policy,
                         limits,

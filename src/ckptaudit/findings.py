@@ -11,14 +11,25 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "AuditStats",
+    "Category",
+    "ContainerFormat",
     "FileReport",
     "Finding",
     "Kind",
     "Remedy",
     "Severity",
     "Status",
+    "TextEnum",
     "TopLevelEntry",
 ]
+
+
+class TextEnum(str, enum.Enum):
+    """A closed set of names that print as their value on every Python (3.10's and 3.11's
+    ``format()`` of a ``str`` mixin differ)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class Severity(enum.IntEnum):
@@ -39,7 +50,7 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
 
-class Status(str, enum.Enum):
+class Status(TextEnum):
     """The verdict for one file."""
 
     COMPATIBLE = "compatible"
@@ -48,7 +59,49 @@ class Status(str, enum.Enum):
     ERROR = "error"
 
 
-class Remedy(str, enum.Enum):
+class ContainerFormat(TextEnum):
+    """Every container format ckptaudit reads (a closed set: readers dispatch on it)."""
+
+    TORCH_ZIP = "torch-zip"
+    """torch.save's zip format (PyTorch 1.6+)."""
+    TORCHSCRIPT = "torchscript"
+    """A TorchScript archive (torch.jit.save): a zip with code and constants."""
+    TORCH_LEGACY = "torch-legacy"
+    """torch.save's pre-1.6 format: a sequence of pickles, then raw storages."""
+    TORCH_TAR = "torch-tar"
+    """torch.save's oldest format: a tar of pickles and storages."""
+    PICKLE = "pickle"
+    """A plain pickle file."""
+    SAFETENSORS = "safetensors"
+    """A safetensors file (a JSON header and raw tensors; no pickle)."""
+    ZIP = "zip"
+    """A zip archive torch would not accept as a checkpoint."""
+    UNKNOWN = "unknown"
+    """Bytes of no known format, with pickle streams carved out of them."""
+
+
+class Category(TextEnum):
+    """Every rule category (a closed set; each has exactly one rule, see ``checks.rules``)."""
+
+    TAR_FORMAT = "tar-format"
+    TORCHSCRIPT = "torchscript"
+    NOT_A_TORCH_CHECKPOINT = "not-a-torch-checkpoint"
+    FORMAT_MISMATCH = "format-mismatch"
+    ZIP_ANOMALY = "zip-anomaly"
+    POLYGLOT = "polyglot"
+    NOT_ALLOWLISTED = "not-allowlisted"
+    BLOCKED_MODULE = "blocked-module"
+    FORBIDDEN_OPERATION = "forbidden-operation"
+    UNSUPPORTED_OPCODE = "unsupported-opcode"
+    REBUILD_ERROR = "rebuild-error"
+    DANGEROUS_GLOBAL = "dangerous-global"
+    UNSAFE_CALL = "unsafe-call"
+    HIDDEN_PAYLOAD = "hidden-payload"
+    MALFORMED = "malformed"
+    LIMIT_EXCEEDED = "limit-exceeded"
+
+
+class Remedy(TextEnum):
     """What a user has to do about a finding."""
 
     ALLOWLIST = "allowlist"
@@ -65,7 +118,7 @@ class Remedy(str, enum.Enum):
     """The file could not be fully analysed; look at it by hand."""
 
 
-class Kind(str, enum.Enum):
+class Kind(TextEnum):
     """What an offending object looks like, read from the pickle's shape."""
 
     ENUM = "enum"
@@ -90,8 +143,8 @@ class Finding:
     """One problem, for one global (or opcode), with every place it occurs."""
 
     rule: str
-    """Stable rule code, e.g. ``CKA201`` (see :mod:`ckptaudit.rules`)."""
-    category: str
+    """Stable rule code, e.g. ``CKA201`` (see :mod:`ckptaudit.checks.rules`)."""
+    category: Category
     """Short category name of the rule, e.g. ``not-allowlisted``."""
     severity: Severity
     """How bad it is."""
@@ -151,8 +204,8 @@ class FileReport:
 
     path: str
     """The path (or URL) as given."""
-    format: str
-    """Container format: torch-zip, torch-legacy, torch-tar, torchscript, pickle, safetensors."""
+    format: ContainerFormat
+    """Container format: torch-zip, torch-legacy, torch-tar, torchscript, pickle, safetensors..."""
     status: Status
     """The verdict."""
     weights_only_compatible: bool

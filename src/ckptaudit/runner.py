@@ -8,43 +8,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from ckptaudit.audit import CHECKPOINT_SUFFIXES, audit_file, audit_url, expand_paths
+from ckptaudit.audit import audit_path
+from ckptaudit.discovery import expand_inputs
 from ckptaudit.findings import FileReport
-from ckptaudit.formats.remote import expand_url, is_url
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.policy.torch_policy import Policy, load_policy
 
-__all__ = ["audit_paths", "expand_inputs", "iter_audit_paths"]
+__all__ = ["audit_paths", "iter_audit_paths"]
 
 # Below this many files, starting worker processes costs more than it saves.
 _PARALLEL_THRESHOLD = 8
 
 
 def _audit_chunk(paths: Sequence[str], policy: Policy, limits: Limits | None) -> list[FileReport]:
-    return [_audit_one(p, policy, limits) for p in paths]
-
-
-# --- remote URLs and Dask (issue "Speed and scale") ---
-def _audit_one(path: str, policy: Policy, limits: Limits | None) -> FileReport:
-    """Audit a local file, or a URL (s3://, https://, hf://...) by ranged reads."""
-    if is_url(path):
-        return audit_url(path, policy=policy, limits=limits)
-    return audit_file(path, policy=policy, limits=limits)
-
-
-def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Local files and directories as :func:`expand_paths`; URLs as themselves, globs
-    (``s3://b/runs/*.pt``) expanded, prefixes ending in ``/`` listed for checkpoint names."""
-    files: list[str] = []
-    for raw in paths:
-        if is_url(raw):
-            files.extend(expand_url(str(raw), suffixes=CHECKPOINT_SUFFIXES))
-        else:
-            files.extend(expand_paths([raw]))
-    return files
-
-
-# --- end remote URLs and Dask ---
+    return [audit_path(p, policy=policy, limits=limits) for p in paths]
 
 
 def audit_paths(
@@ -117,7 +94,7 @@ def _local(
 ) -> Iterator[FileReport]:
     if jobs == 1 or len(files) < _PARALLEL_THRESHOLD:
         for path in files:
-            yield _audit_one(path, policy, limits)
+            yield audit_path(path, policy=policy, limits=limits)
         return
     # Chunks amortise inter-process traffic; several per worker keep the load balanced; a
     # window of them bounds what is queued and held.

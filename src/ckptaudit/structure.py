@@ -12,17 +12,19 @@ from ckptaudit.pickle.paths import render_key
 from ckptaudit.pickle.vm import PickleResult
 
 __all__ = [
+    "STORAGE_TYPES",
     "StorageRef",
     "storage_ref",
     "storage_refs",
     "summarize",
     "tensor_info",
     "tensor_problem",
+    "tensor_rebuild_calls",
     "top_level",
 ]
 
 # Element sizes and dtype names of torch's legacy storage classes (what torch.save pickles).
-_STORAGES: dict[str, tuple[str, int]] = {
+STORAGE_TYPES: dict[str, tuple[str, int]] = {
     "DoubleStorage": ("float64", 8),
     "FloatStorage": ("float32", 4),
     "HalfStorage": ("float16", 2),
@@ -89,7 +91,7 @@ def storage_ref(pid: PersId) -> StorageRef | None:
     numel = value[4]
     if type(numel) is not int or numel < 0:
         return None
-    dtype, size = _STORAGES.get(storage_type.name, ("unknown", 1))
+    dtype, size = STORAGE_TYPES.get(storage_type.name, ("unknown", 1))
     return StorageRef(str(value[2]), dtype, numel, size, str(value[3]))
 
 
@@ -102,6 +104,16 @@ def storage_refs(results: Iterable[PickleResult]) -> dict[str, StorageRef]:
             if ref is not None and ref.key not in refs:
                 refs[ref.key] = ref
     return refs
+
+
+def tensor_rebuild_calls(results: Iterable[PickleResult]) -> list[Call]:
+    """The calls of torch's tensor rebuild functions in the given pickles."""
+    return [
+        call
+        for result in results
+        for call in result.calls
+        if isinstance(call.func, Global) and call.func.qualified in _TENSOR_REBUILDS
+    ]
 
 
 def _global_name(node: Any) -> str | None:

@@ -67,3 +67,17 @@ def test_no_default_allowed_global_is_called_dangerous() -> None:
     # These are allowed by torch yet live in modules the catalog covers; checks skip
     # default-allowed globals before consulting the catalog.
     assert all(n.startswith("torch.serialization") for n in flagged), flagged
+
+
+def test_python2_name_resolution_is_torchs() -> None:
+    """The emulator names globals as torch resolves them; the tables must stay torch's."""
+    from torch._utils import IMPORT_MAPPING, NAME_MAPPING
+
+    from ckptaudit.pickle import names
+
+    assert names.NAME_MAPPING == NAME_MAPPING
+    assert names.IMPORT_MAPPING == IMPORT_MAPPING
+    for version in available_torch_versions():
+        policy = load_policy(version)
+        assert policy.name_mapping == names.NAME_MAPPING, version
+        assert policy.import_mapping == names.IMPORT_MAPPING, version

@@ -15,8 +15,9 @@ from remote_servers import MIB, S3, comparable
 import ckptaudit
 from ckptaudit.audit import audit_url
 from ckptaudit.cli import EXIT_FAIL, main
+from ckptaudit.discovery import expand_inputs
 from ckptaudit.findings import Status
-from ckptaudit.runner import audit_paths, expand_inputs
+from ckptaudit.runner import audit_paths
 
 
 @pytest.mark.parametrize("name", ["config.pt", "legacy.pt", "big.pt"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ckptaudit.checks.patterns import is_literal_args
 from ckptaudit.findings import Kind
 from ckptaudit.pickle.nodes import Call, Global, PDict
-from ckptaudit.policy.inert import is_literal_args
 
 __all__ = ["is_enum_shape", "is_mapping_subclass_shape", "shape_kind"]
 

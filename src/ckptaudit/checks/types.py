@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ckptaudit.pickle.describe import brief
 from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
 from ckptaudit.policy.inert import INERT_CONSTRUCTORS
 
@@ -180,23 +181,6 @@ def runtime_type(node: Any) -> str | None:
     if node is None:
         return "builtins.NoneType"
     return f"builtins.{t.__name__}"
-
-
-def brief(value: Any) -> str:
-    """A short, bounded description of a value (never recursive, never huge)."""
-    if isinstance(value, Global):
-        return value.qualified
-    if isinstance(value, Call):
-        inner = value.func.qualified if isinstance(value.func, Global) else "a computed callable"
-        return f"<result of {inner}(...)>"
-    if isinstance(value, (str, bytes)):
-        text = repr(value[:60])
-        return text + ("..." if len(value) > 60 else "")
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int):
-        return repr(value) if value.bit_length() < 200 else f"<int of {value.bit_length()} bits>"
-    return f"<{type(value).__name__}>"
 
 
 def type_repr(name: str | None) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
-from ckptaudit.checks import PickleUnit
+from ckptaudit._compat import assert_never
 from ckptaudit.errors import InputError, UnknownFormatError
-from ckptaudit.formats.container import Container, ContainerIssue
-from ckptaudit.formats.detect import FORMATS, detect_format, other_reading
+from ckptaudit.findings import Category, ContainerFormat
+from ckptaudit.formats.detect import detect_format, other_reading
+from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.legacy import read_legacy
+from ckptaudit.formats.nested import nested_units
 from ckptaudit.formats.plainpickle import read_plain_pickle
 from ckptaudit.formats.safetensors import read_safetensors
 from ckptaudit.formats.source import BytesSource, FileSource, Source
@@ -20,11 +21,11 @@ from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
 
 __all__ = [
-    "FORMATS",
     "BytesSource",
     "Container",
     "ContainerIssue",
     "FileSource",
+    "PickleUnit",
     "Source",
     "read_container",
 ]
@@ -45,38 +46,50 @@ def read_container(source: Source, limits: Limits) -> Container:
     head = source.read_at(0, _HEAD)
     if not head:
         raise UnknownFormatError("empty file")
-    fmt = detect_format(source, head)
-    if fmt is None:
-        return _unknown(source, head, limits)
-    container = _READERS[fmt](source, limits)
+    fmt = detect_format(source, head) or ContainerFormat.UNKNOWN
+    container = _read(fmt, source, limits)
     other = other_reading(source, head, fmt)
     if other is not None:
         _add_reading(container, other, source, limits)
+    # Literal payloads handed to a loader (pickle.loads(b'...')) are pickles too.
+    container.units.extend(nested_units(container.units, limits))
     return container
 
 
-_READERS: dict[str, Callable[[Source, Limits], Container]] = {
-    "zip": read_torch_zip,
-    "torch-legacy": read_legacy,
-    "safetensors": lambda source, _limits: read_safetensors(source, source.name),
-    "torch-tar": read_torch_tar,
-    "pickle": read_plain_pickle,
-}
+def _read(fmt: ContainerFormat, source: Source, limits: Limits) -> Container:
+    """Read a container with the reader of its format (every format has one)."""
+    match fmt:
+        case ContainerFormat.ZIP | ContainerFormat.TORCH_ZIP | ContainerFormat.TORCHSCRIPT:
+            return read_torch_zip(source, limits)
+        case ContainerFormat.TORCH_LEGACY:
+            return read_legacy(source, limits)
+        case ContainerFormat.SAFETENSORS:
+            return read_safetensors(source, source.name)
+        case ContainerFormat.TORCH_TAR:
+            return read_torch_tar(source, limits)
+        case ContainerFormat.PICKLE:
+            return read_plain_pickle(source, limits)
+        case ContainerFormat.UNKNOWN:
+            return _unknown(source, source.read_at(0, _HEAD), limits)
+        case _:
+            assert_never(fmt)
 
 
-def _add_reading(container: Container, fmt: str, source: Source, limits: Limits) -> None:
+def _add_reading(
+    container: Container, fmt: ContainerFormat, source: Source, limits: Limits
+) -> None:
     """Audit a polyglot's other interpretation too: its pickles are somebody's to run."""
     container.issues.append(
         ContainerIssue(
-            "polyglot",
+            Category.POLYGLOT,
             f"the bytes are also a valid {fmt} file: torch reads them as {container.format}, "
             "tools that sniff the start of the file as the other; both are audited",
         )
     )
     try:
-        other = _READERS[fmt](source, limits)
+        other = _read(fmt, source, limits)
     except InputError as exc:
-        container.issues.append(ContainerIssue("malformed", f"as {fmt}: {exc}"))
+        container.issues.append(ContainerIssue(Category.MALFORMED, f"as {fmt}: {exc}"))
         return
     for unit in other.units:
         member = f"{fmt}:{unit.member}" if unit.member else fmt
@@ -93,7 +106,7 @@ def _unknown(source: Source, head: bytes, limits: Limits) -> Container:
         container = read_plain_pickle(source, limits)
         _add_zip_behind(container, source, limits)
         return container
-    container = Container(format="zip")
+    container = Container(format=ContainerFormat.ZIP)
     if not _add_zip_behind(container, source, limits):
         carved = _carve(source, limits)
         if carved is not None:
@@ -113,13 +126,13 @@ def _add_zip_behind(container: Container, source: Source, limits: Limits) -> boo
         return False
     container.issues.append(
         ContainerIssue(
-            "not-a-torch-checkpoint",
+            Category.NOT_A_TORCH_CHECKPOINT,
             "a zip archive behind other bytes: torch.load does not read it as a checkpoint",
             torch_error="Invalid magic number; corrupt file?",
         )
     )
     for note in archive.anomalies:
-        container.issues.append(ContainerIssue("zip-anomaly", note))
+        container.issues.append(ContainerIssue(Category.ZIP_ANOMALY, note))
     for entry in archive.entries[: limits.max_members]:
         if len(container.units) >= limits.max_pickles:
             break
@@ -139,7 +152,7 @@ def _carve(source: Source, limits: Limits) -> Container | None:
     stream that names globals or calls anything is audited as a pickle nobody should run.
     """
     data = source.read_at(0, min(source.size, _CARVE_WINDOW))
-    container = Container(format="unknown")
+    container = Container(format=ContainerFormat.UNKNOWN)
     for tried, match in enumerate(_PROTO.finditer(data)):
         if tried >= _CARVE_STARTS or len(container.units) >= limits.max_pickles:
             break
@@ -152,7 +165,7 @@ def _carve(source: Source, limits: Limits) -> Container | None:
         return None
     container.issues.append(
         ContainerIssue(
-            "not-a-torch-checkpoint",
+            Category.NOT_A_TORCH_CHECKPOINT,
             f"bytes of unknown format holding {len(container.units)} embedded pickle stream(s)",
             torch_error="Invalid magic number; corrupt file?",
         )

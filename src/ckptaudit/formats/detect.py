@@ -7,23 +7,10 @@ import struct
 import tarfile
 
 from ckptaudit.errors import LimitExceeded
+from ckptaudit.findings import ContainerFormat
 from ckptaudit.formats.source import Source, SourceFile
 
-__all__ = ["FORMATS", "LEGACY_MAGIC", "TAR_HEADER_MAX", "detect_format", "is_tar", "other_reading"]
-
-FORMATS = (
-    "torch-zip",
-    "torchscript",
-    "torch-legacy",
-    "torch-tar",
-    "pickle",
-    "safetensors",
-    "zip",
-    "unknown",
-)
-"""Every container format ckptaudit reads. ``zip`` is a zip torch would not accept;
-``unknown`` is bytes of no known format with pickle streams carved out of them (a stored 7z,
-a polyglot)."""
+__all__ = ["LEGACY_MAGIC", "TAR_HEADER_MAX", "detect_format", "is_tar", "other_reading"]
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 """The magic number torch's legacy format pickles first."""
@@ -65,40 +52,43 @@ def _is_safetensors(head: bytes, size: int) -> bool:
     return True
 
 
-def detect_format(source: Source, head: bytes) -> str | None:
+def detect_format(source: Source, head: bytes) -> ContainerFormat | None:
     """Name the container format of a file from its bytes, in torch.load's order; None if unknown.
 
     ``head`` is the first bytes of the file (at least 1 KiB where the file has them).
     torch.load takes a zip only when the file starts with a local header, then tries
     tarfile on the whole file before anything else; the legacy magic, plain pickles and
-    safetensors come after. :func:`other_readings` names what else the bytes could be.
+    safetensors come after. :func:`other_reading` names what else the bytes could be. Any
+    zip is named ``ZIP`` here: its reader tells a torch zip from TorchScript and other zips.
     """
     if head[:4] == b"PK\x03\x04":
-        return "zip"
+        return ContainerFormat.ZIP
     if len(head) >= 512 and is_tar(source):
-        return "torch-tar"
+        return ContainerFormat.TORCH_TAR
     return _not_tar(source, head)
 
 
-def _not_tar(source: Source, head: bytes) -> str | None:
+def _not_tar(source: Source, head: bytes) -> ContainerFormat | None:
     if head.startswith(_LEGACY_PREFIX):
-        return "torch-legacy"
+        return ContainerFormat.TORCH_LEGACY
     if _is_safetensors(head, source.size):
-        return "safetensors"
+        return ContainerFormat.SAFETENSORS
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
-        return "pickle"
+        return ContainerFormat.PICKLE
     if head[:1] in (b"(", b"]", b"}", b"c", b"N", b"I", b"S", b"V", b"X", b"K", b"J", b")"):
-        return "pickle"
+        return ContainerFormat.PICKLE
     return None
 
 
-def other_reading(source: Source, head: bytes, fmt: str | None) -> str | None:
+def other_reading(
+    source: Source, head: bytes, fmt: ContainerFormat | None
+) -> ContainerFormat | None:
     """The format another reader would see in a file torch reads as ``fmt``, if any.
 
     A tar whose first header is also a legacy checkpoint, a safetensors header or a
     pickle is read as a tar by torch and as the other format by tools that sniff the
     start of the file.
     """
-    if fmt != "torch-tar":
+    if fmt is not ContainerFormat.TORCH_TAR:
         return None
     return _not_tar(source, head)

@@ -7,11 +7,12 @@ are read, growing the read window until the pickles parse: never the storages.
 
 from __future__ import annotations
 
-from ckptaudit.checks import PickleUnit, brief
-from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.findings import Category, ContainerFormat
 from ckptaudit.formats.detect import LEGACY_MAGIC
+from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.source import Source
 from ckptaudit.formats.streams import trailing_units
+from ckptaudit.pickle.describe import brief
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 from ckptaudit.structure import StorageRef
@@ -65,7 +66,7 @@ def frames_left(
 
 def read_legacy(source: Source, limits: Limits) -> Container:
     """Read a legacy-format checkpoint's five pickles."""
-    container = Container(format="torch-legacy")
+    container = Container(format=ContainerFormat.TORCH_LEGACY)
     results = read_pickle_sequence(source, limits, len(_PARTS))
     for n, result in enumerate(results):
         container.units.append(PickleUnit(_PARTS[n], result, torch_reads=True, order=n))
@@ -73,7 +74,7 @@ def read_legacy(source: Source, limits: Limits) -> Container:
     if results and results[0].complete and results[0].root != LEGACY_MAGIC:
         container.issues.append(
             ContainerIssue(
-                "malformed",
+                Category.MALFORMED,
                 "bad legacy magic number",
                 torch_error="Invalid magic number; corrupt file?",
             )
@@ -81,7 +82,7 @@ def read_legacy(source: Source, limits: Limits) -> Container:
     if len(results) > 1 and results[1].complete and results[1].root != _PROTOCOL_VERSION:
         container.issues.append(
             ContainerIssue(
-                "malformed",
+                Category.MALFORMED,
                 f"unsupported legacy protocol version {brief(results[1].root)}",
                 torch_error=f"Invalid protocol version: {brief(results[1].root)}",
             )
@@ -89,7 +90,9 @@ def read_legacy(source: Source, limits: Limits) -> Container:
     if len(results) == len(_PARTS) and all(r.complete for r in results):
         problem, end = _storage_problem(source, container.storages(), results[4])
         if problem is not None:
-            container.issues.append(ContainerIssue("malformed", problem, torch_error=problem))
+            container.issues.append(
+                ContainerIssue(Category.MALFORMED, problem, torch_error=problem)
+            )
         elif end is not None and end < source.size:
             # torch stops after the storages; a loop of pickle.load goes on reading.
             rest = source.read_at(end, min(source.size - end, limits.max_pickle_bytes))

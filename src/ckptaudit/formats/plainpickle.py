@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ckptaudit.checks import PickleUnit
-from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.findings import Category, ContainerFormat
 from ckptaudit.formats.detect import LEGACY_MAGIC
+from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.legacy import frames_left, read_legacy, read_pickle_sequence
 from ckptaudit.formats.source import Source
 from ckptaudit.formats.streams import trailing_units
@@ -19,7 +19,7 @@ def read_plain_pickle(source: Source, limits: Limits) -> Container:
     torch runs the first pickle through the weights_only unpickler (so its globals can fail
     first) and then compares it with the legacy magic number.
     """
-    container = Container(format="pickle")
+    container = Container(format=ContainerFormat.PICKLE)
     (result,) = read_pickle_sequence(source, limits, 1)
     if result.complete and type(result.root) is int and result.root == LEGACY_MAGIC:
         # The legacy magic pickled some other way (protocol 0/1/3-5, LONG4...): torch reads the
@@ -30,7 +30,7 @@ def read_plain_pickle(source: Source, limits: Limits) -> Container:
     if result.complete and result.root != LEGACY_MAGIC:
         container.issues.append(
             ContainerIssue(
-                "not-a-torch-checkpoint",
+                Category.NOT_A_TORCH_CHECKPOINT,
                 "a plain pickle, not a torch.save checkpoint: torch.load reads it as a legacy "
                 "file and rejects it",
                 torch_error="Invalid magic number; corrupt file?",

@@ -6,7 +6,8 @@ import json
 import struct
 
 from ckptaudit.errors import ContainerError
-from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.findings import Category, ContainerFormat
+from ckptaudit.formats.interface import Container, ContainerIssue
 from ckptaudit.formats.source import Source
 
 __all__ = ["read_safetensors"]
@@ -17,6 +18,8 @@ _MAX_HEADER = 100 << 20  # the format's own readers refuse larger headers
 def read_safetensors(source: Source, name: str) -> Container:
     """Read a safetensors header and count its tensors."""
     head = source.read_at(0, 8)
+    if len(head) < 8:
+        raise ContainerError("safetensors file shorter than its 8-byte header length")
     (n,) = struct.unpack("<Q", head)
     if n > min(_MAX_HEADER, source.size - 8):
         raise ContainerError(f"safetensors header of {n} bytes does not fit the file")
@@ -38,11 +41,11 @@ def read_safetensors(source: Source, name: str) -> Container:
             or end + offsets[1] > source.size
         ):
             raise ContainerError(f"safetensors entry {key!r} has bad data_offsets")
-    container = Container(format="safetensors", tensor_count=len(tensors))
+    container = Container(format=ContainerFormat.SAFETENSORS, tensor_count=len(tensors))
     if not name.endswith(".safetensors"):
         container.issues.append(
             ContainerIssue(
-                "not-a-torch-checkpoint",
+                Category.NOT_A_TORCH_CHECKPOINT,
                 "a safetensors file: torch.load reads it only under a .safetensors name; load it "
                 "with safetensors.torch.load_file",
                 torch_error="Invalid magic number; corrupt file?",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from ckptaudit.checks import PickleUnit
-from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.findings import Category
+from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 
 __all__ = ["after_frame", "looks_like_payload", "npy_body_offset", "trailing_units"]
@@ -71,7 +71,7 @@ def trailing_units(
         if pos < len(data):
             container.issues.append(
                 ContainerIssue(
-                    "limit-exceeded",
+                    Category.LIMIT_EXCEEDED,
                     f"more than {_MAX_TRAILING_STREAMS} pickle streams after STOP in {label}: "
                     f"the rest (from byte {base + pos}) was not audited",
                 )

@@ -10,15 +10,15 @@ from __future__ import annotations
 import struct
 import tarfile
 
-from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import ContainerError, LimitExceeded
-from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.findings import Category, ContainerFormat
 from ckptaudit.formats.detect import TAR_HEADER_MAX
+from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.source import Source, SourceFile
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.nodes import Global
 from ckptaudit.pickle.vm import run_pickle
-from ckptaudit.structure import _STORAGES
+from ckptaudit.structure import STORAGE_TYPES
 
 __all__ = ["read_torch_tar"]
 
@@ -27,10 +27,10 @@ _REFUSAL = "Cannot use ``weights_only=True`` with files saved in the legacy .tar
 
 def read_torch_tar(source: Source, limits: Limits) -> Container:
     """Read a tar checkpoint's pickles."""
-    container = Container(format="torch-tar")
+    container = Container(format=ContainerFormat.TORCH_TAR)
     container.issues.append(
         ContainerIssue(
-            "tar-format",
+            Category.TAR_FORMAT,
             "legacy tar checkpoint: torch.load refuses it under weights_only",
             torch_error=_REFUSAL,
         )
@@ -49,7 +49,9 @@ def read_torch_tar(source: Source, limits: Limits) -> Container:
                     raise LimitExceeded(f"tar has more than {limits.max_members} members")
                 members[entry.name] = entry
         except tarfile.TarError as exc:
-            container.issues.append(ContainerIssue("malformed", f"damaged tar archive: {exc}"))
+            container.issues.append(
+                ContainerIssue(Category.MALFORMED, f"damaged tar archive: {exc}")
+            )
             container.complete = False
         for name in ("sys_info", "pickle"):
             info = members.get(name)
@@ -88,7 +90,7 @@ def _member(
     else:
         # Read directly: tarfile's own reads are kept to headers (see TAR_HEADER_MAX).
         return source.read_at(info.offset_data, info.size)
-    container.issues.append(ContainerIssue("malformed", problem, member=info.name))
+    container.issues.append(ContainerIssue(Category.MALFORMED, problem, member=info.name))
     container.complete = False
     return None
 
@@ -113,18 +115,22 @@ def _interleaved(container: Container, name: str, data: bytes) -> None:
             if name == "storages":
                 size = 1
                 if type(header) is tuple and len(header) == 3 and isinstance(header[2], Global):
-                    size = _STORAGES.get(header[2].name, ("", 1))[1]
+                    size = STORAGE_TYPES.get(header[2].name, ("", 1))[1]
                 (numel,) = struct.unpack_from("<q", data, pos)
                 pos += 8 + numel * size
             else:
                 (ndim,) = struct.unpack_from("<i", data, pos)
                 pos += 8 + 16 * ndim + 8
         except struct.error:
-            container.issues.append(ContainerIssue("malformed", f"tar member {name} is truncated"))
+            container.issues.append(
+                ContainerIssue(Category.MALFORMED, f"tar member {name} is truncated")
+            )
             container.complete = False
             return
         if pos > len(data) or pos < 0:
-            container.issues.append(ContainerIssue("malformed", f"tar member {name} is truncated"))
+            container.issues.append(
+                ContainerIssue(Category.MALFORMED, f"tar member {name} is truncated")
+            )
             container.complete = False
             return
     if name == "storages":

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ckptaudit.checks import PickleUnit
 from ckptaudit.errors import ContainerError, InputError
-from ckptaudit.formats.container import Container, ContainerIssue
+from ckptaudit.findings import Category, ContainerFormat
+from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.source import BytesSource, SliceSource, Source
 from ckptaudit.formats.streams import (
     after_frame,
@@ -48,9 +48,9 @@ def _parse_version(raw: bytes) -> int | None:
 def read_torch_zip(source: Source, limits: Limits) -> Container:
     """Read a zip whose first bytes are a local header: torch-zip, torchscript or other zip."""
     archive = ZipArchive(source, limits)
-    container = Container(format="torch-zip")
+    container = Container(format=ContainerFormat.TORCH_ZIP)
     for note in archive.anomalies:
-        container.issues.append(ContainerIssue("zip-anomaly", note))
+        container.issues.append(ContainerIssue(Category.ZIP_ANOMALY, note))
     if not archive.entries:
         raise ContainerError("empty zip archive")
     for note in archive.corrupt[:1]:
@@ -61,7 +61,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
             break
     first = _record_name(archive.entries[0].name)
     if "/" not in first:
-        container.format = "zip"
+        container.format = ContainerFormat.ZIP
         _not_torch(container, f"file in archive is not in a subdirectory: {first}")
         _scan_extra_pickles(archive, container, set(), limits)
         return container
@@ -88,10 +88,10 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
 
     script = prefix + "constants.pkl"
     if any(_record_name(e.name) == script for e in lookup("constants.pkl")):
-        container.format = "torchscript"
+        container.format = ContainerFormat.TORCHSCRIPT
         container.issues.append(
             ContainerIssue(
-                "torchscript",
+                Category.TORCHSCRIPT,
                 "TorchScript archive (has constants.pkl): torch.load refuses it under weights_only",
                 torch_error="Cannot use ``weights_only=True`` with TorchScript archives passed "
                 "to ``torch.load``.",
@@ -136,12 +136,12 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         if _read_small(archive, entry) not in (b"little", b"big"):
             _torch_fails(container, "Unknown endianness type in the byteorder record")
     if not data_entries:
-        container.format = "zip" if not version_entries else "torch-zip"
+        container.format = ContainerFormat.ZIP if not version_entries else ContainerFormat.TORCH_ZIP
         _not_torch(container, "PytorchStreamReader failed locating file data.pkl: file not found")
     elif len(data_entries) > 1:
         container.issues.append(
             ContainerIssue(
-                "zip-anomaly",
+                Category.ZIP_ANOMALY,
                 f"{len(data_entries)} members named {prefix}data.pkl: tools disagree on which one "
                 "is read; every copy is audited and all must pass",
             )
@@ -191,7 +191,7 @@ def _read_small(archive: ZipArchive, entry: ZipEntry) -> bytes:
 
 
 def _torch_fails(container: Container, message: str) -> None:
-    container.issues.append(ContainerIssue("malformed", message, torch_error=message))
+    container.issues.append(ContainerIssue(Category.MALFORMED, message, torch_error=message))
 
 
 def _not_torch(container: Container, message: str) -> None:
@@ -200,7 +200,7 @@ def _not_torch(container: Container, message: str) -> None:
     it is not an analysis error."""
     container.issues.append(
         ContainerIssue(
-            "not-a-torch-checkpoint",
+            Category.NOT_A_TORCH_CHECKPOINT,
             f"a zip archive, not a torch.save checkpoint: {message}",
             torch_error=message,
         )
@@ -214,7 +214,9 @@ def _trailing(container: Container, data: bytes, end: int, member: str) -> None:
     if not trailing_units(container, data, end, member):
         container.issues.append(
             ContainerIssue(
-                "zip-anomaly", f"{len(data) - end} bytes after STOP in {member}", member=member
+                Category.ZIP_ANOMALY,
+                f"{len(data) - end} bytes after STOP in {member}",
+                member=member,
             )
         )
 
@@ -267,7 +269,7 @@ def _scan_extra_pickles(
             data = archive.read(entry)
         except InputError as exc:
             if is_pkl:
-                container.issues.append(ContainerIssue("malformed", str(exc), member=name))
+                container.issues.append(ContainerIssue(Category.MALFORMED, str(exc), member=name))
                 container.complete = False
             continue
         if data[:4] == b"PK\x03\x04" and depth < _MAX_NESTED_ZIPS:
@@ -314,7 +316,7 @@ def _scan_nested_zip(container: Container, source: Source, limits: Limits, depth
         inner = ZipArchive(source, limits)
     except InputError as exc:
         container.issues.append(
-            ContainerIssue("malformed", f"nested zip: {exc}", member=source.name)
+            ContainerIssue(Category.MALFORMED, f"nested zip: {exc}", member=source.name)
         )
         return
     _scan_extra_pickles(inner, container, set(), limits, depth=depth + 1)

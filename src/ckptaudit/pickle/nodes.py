@@ -12,15 +12,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from ckptaudit.pickle.names import resolve
+
 __all__ = ["Call", "Global", "Opaque", "PDict", "PSet", "PersId"]
 
 
 class Global:
-    """A reference to ``module.name`` that the pickle asks to import (never resolved)."""
+    """A reference to ``module.name`` that the pickle asks to import (never resolved).
+
+    Named as loaders resolve it: Python 2 names (``__builtin__.long``) are mapped as torch and
+    CPython map them (:mod:`ckptaudit.pickle.names`). Nothing changes a node once built.
+    """
 
     __slots__ = ("dynamic", "module", "name", "offset", "opcode", "qualified")
 
     def __init__(self, module: str, name: str, offset: int, opcode: str, dynamic: bool) -> None:
+        if not dynamic:
+            module, name = resolve(module, name)
         self.module = module
         self.name = name
         self.qualified = f"{module}.{name}"
@@ -29,12 +37,6 @@ class Global:
         self.opcode = opcode
         self.dynamic = dynamic
         """True when the name was computed at load time (STACK_GLOBAL on non-strings, EXT*)."""
-
-    def rename(self, module: str, name: str) -> None:
-        """Point the reference at another name (torch's renames of moved modules)."""
-        self.module = module
-        self.name = name
-        self.qualified = f"{module}.{name}"
 
     def __repr__(self) -> str:
         return f"Global({self.qualified!r})"

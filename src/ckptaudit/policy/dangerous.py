@@ -4,10 +4,11 @@ Every entry carries a one-line reason. A module entry covers the module and its 
 a name entry covers ``module.name`` and attributes reached through it (``name.attr``). The
 catalog is reported whatever the allowlist says. It is not the only defence: a call of any
 callable not shown to be an inert data constructor is dangerous too (see
-:mod:`ckptaudit.checks`), because lists like this one leak.
+:mod:`ckptaudit.checks.rules.unsafe_calls`), because lists like this one leak.
 
-To add an entry: put it in the right table with a reason, add a hostile case for it in
-tests/hostile, and mention it in docs/detection.md.
+To add an entry: put it in the right table with a reason, add a hostile case for it to
+tests/hostile_cases.py (built from opcodes, citing its advisory, reached by a real loader),
+and regenerate docs/detection.md with ``python benchmarks/detection.py``.
 """
 
 from __future__ import annotations

@@ -34,9 +34,10 @@ class Policy:
     supported_opcodes: frozenset[int]
     """Opcode bytes the weights_only Unpickler implements."""
     name_mapping: dict[tuple[str, str], tuple[str, str]] = field(hash=False, compare=False)
-    """Python 2 (module, name) -> Python 3, applied to every GLOBAL."""
+    """Python 2 (module, name) -> Python 3, applied to every GLOBAL (the emulator applies
+    :mod:`ckptaudit.pickle.names`, which a test keeps equal to this)."""
     import_mapping: dict[str, str] = field(hash=False, compare=False)
-    """Python 2 module -> Python 3 module, applied to every GLOBAL."""
+    """Python 2 module -> Python 3 module, applied to every GLOBAL (likewise)."""
     special_error_globals: frozenset[str] = frozenset()
     """Globals for which torch raises a dedicated 'must be imported' error."""
     extra_allowed: frozenset[str] = frozenset()
@@ -45,13 +46,6 @@ class Policy:
     def with_allowed(self, names: list[str] | tuple[str, ...] | frozenset[str]) -> Policy:
         """Return a copy that also allows ``names`` (like add_safe_globals)."""
         return replace(self, extra_allowed=self.extra_allowed | frozenset(names))
-
-    def normalize(self, module: str, name: str) -> tuple[str, str]:
-        """Map Python 2 names to Python 3 exactly as torch's GLOBAL does."""
-        mapped = self.name_mapping.get((module, name))
-        if mapped is not None:
-            return mapped
-        return self.import_mapping.get(module, module), name
 
     def is_blocked(self, module: str) -> bool:
         """True when torch refuses the module whatever the allowlist says."""

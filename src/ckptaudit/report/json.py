@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ckptaudit import __version__
+from ckptaudit._version import __version__
 from ckptaudit.findings import FileReport, Finding
 from ckptaudit.policy.torch_policy import Policy
 

@@ -12,7 +12,7 @@ import datetime
 import os
 from collections.abc import Sequence
 
-from ckptaudit import __version__
+from ckptaudit._version import __version__
 from ckptaudit.findings import FileReport, Finding, Kind, Remedy, Status
 from ckptaudit.policy.torch_policy import Policy
 from ckptaudit.report.escape import md, md_code, printable, shell_word

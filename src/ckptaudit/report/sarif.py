@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ckptaudit import __version__
+from ckptaudit._version import __version__
+from ckptaudit.checks import Rule, all_rules
 from ckptaudit.findings import FileReport, Severity
 from ckptaudit.policy.torch_policy import Policy
-from ckptaudit.rules import RULES
 
 __all__ = ["render_sarif", "sarif_level"]
 
@@ -26,23 +26,27 @@ def sarif_level(severity: Severity) -> str:
     }[severity]
 
 
-def _rules() -> list[dict[str, Any]]:
-    return [
-        {
-            "id": r.code,
-            "name": r.category,
-            "shortDescription": {"text": r.summary},
-            "fullDescription": {"text": r.why},
-            "help": {"text": r.fix},
-            "defaultConfiguration": {"level": sarif_level(r.severity)},
-        }
-        for r in RULES.values()
-    ]
+def _rule(r: Rule) -> dict[str, Any]:
+    tags = list(r.tags)
+    if r.cwe is not None:
+        # GitHub code scanning reads CWE tags in this form (as bandit writes them).
+        tags.append(f"external/cwe/cwe-{r.cwe}")
+    return {
+        "id": r.code,
+        "name": r.category.value,
+        "shortDescription": {"text": r.summary},
+        "fullDescription": {"text": r.why},
+        "help": {"text": r.fix, "markdown": f"{r.fix} [{r.code}]({r.help_uri})"},
+        "helpUri": r.help_uri,
+        "defaultConfiguration": {"level": sarif_level(r.severity)},
+        "properties": {"tags": tags},
+    }
 
 
 def render_sarif(reports: Sequence[FileReport], policy: Policy) -> str:
     """Render reports as one SARIF run; each finding is a result on its file."""
-    index = {code: i for i, code in enumerate(RULES)}
+    rules = all_rules()
+    index = {r.code: i for i, r in enumerate(rules)}
     results: list[dict[str, Any]] = []
     for report in reports:
         for f in report.findings:
@@ -78,7 +82,7 @@ def render_sarif(reports: Sequence[FileReport], policy: Policy) -> str:
                     "driver": {
                         "name": "ckptaudit",
                         "version": __version__,
-                        "rules": _rules(),
+                        "rules": [_rule(r) for r in rules],
                         "informationUri": "https://pypi.org/project/ckptaudit/",
                     }
                 },

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckptaudit.checks import PickleUnit
+from ckptaudit.formats.interface import PickleUnit
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.nodes import Call, Global
 from ckptaudit.pickle.vm import run_pickle
