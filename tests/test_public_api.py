@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import ckptaudit
 
@@ -12,10 +13,19 @@ def test_all_is_exact() -> None:
     public = {n for n in dir(ckptaudit) if not n.startswith("_")}
     submodules = {"audit", "checks", "errors", "findings", "formats", "pickle", "policy",
                   "structure", "report", "runner", "cli", "torch_oracle", "discovery",
-                  "plan_script", "examples", "cluster"}
+                  "cluster"}
     assert set(ckptaudit.__all__) == public - submodules | {"__version__"}
     for name in ckptaudit.__all__:
         assert getattr(ckptaudit, name) is not None
+
+
+def test_the_core_package_holds_no_demo() -> None:
+    """The demo models and the plan's script live in ckptaudit_demo, not in the audit."""
+    import ckptaudit_demo
+
+    pkg = Path(ckptaudit.__file__).parent
+    assert not (pkg / "examples").exists() and not (pkg / "plan_script.py").exists()
+    assert Path(ckptaudit_demo.__file__).parent.name == "ckptaudit_demo"
 
 
 def test_errors_form_one_tree() -> None:

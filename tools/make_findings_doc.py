@@ -21,7 +21,7 @@ EXAMPLES = (
 
 def build(folder: str) -> list[str]:
     """Build the four example checkpoints; return their paths (relative, as given)."""
-    from ckptaudit.examples import build_checkpoint
+    from ckptaudit_demo import build_checkpoint
 
     os.makedirs(folder, exist_ok=True)
     paths = []

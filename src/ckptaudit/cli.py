@@ -290,7 +290,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     try:
-        from ckptaudit.examples import build_checkpoint
+        from ckptaudit_demo import build_checkpoint
     except ImportError as exc:
         raise UsageError(f"the demo needs torch (pip install 'ckptaudit[torch]'): {exc}") from None
     output = args.output or f"{args.which}-{'fixed' if args.fixed else 'legacy'}.pt"

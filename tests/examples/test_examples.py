@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from ckptaudit.examples import (  # noqa: E402
+from ckptaudit_demo import (  # noqa: E402
     EXAMPLE_METADATA,
     build_agent,
     build_checkpoint,
@@ -29,7 +29,7 @@ from ckptaudit.examples import (  # noqa: E402
     fixed,
     legacy,
 )
-from ckptaudit.examples._common import (  # noqa: E402
+from ckptaudit_demo.models import (  # noqa: E402
     BLEND_ALGORITHMS,
     LinearBlend,
     NormSeed,
@@ -123,8 +123,8 @@ def test_build_does_not_disturb_global_rng() -> None:
 @pytest.mark.parametrize(
     ("which", "first_global"),
     [
-        ("ppo", "ckptaudit.examples._common.PPOConfig"),
-        ("morphogenetic", "ckptaudit.examples._common.SeedState"),
+        ("ppo", "ckptaudit_demo.models.PPOConfig"),
+        ("morphogenetic", "ckptaudit_demo.models.SeedState"),
     ],
 )
 def test_legacy_checkpoint_fails_weights_only(

@@ -65,7 +65,7 @@ def test_without_torch_section_one_gives_the_prediction(tmp_path: Path) -> None:
     result = _run(str(path), env={"CKPTAUDIT_NO_TORCH": "1"})
     assert result.returncode == 1
     assert "predicted first error" in result.stdout
-    assert "Unsupported global: GLOBAL ckptaudit.examples._common.PPOConfig" in result.stdout
+    assert "Unsupported global: GLOBAL ckptaudit_demo.models.PPOConfig" in result.stdout
 
 
 def test_findings_document_regenerates_identically(tmp_path: Path) -> None:

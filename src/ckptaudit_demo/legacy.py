@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ._common import (
+from .models import (
     CNNHost,
     MorphogeneticModelBase,
     PPOAgentBase,

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.checkpoint:
         return _audit_and_print(args.checkpoint)
     try:
-        from ckptaudit.examples import build_checkpoint
+        from ckptaudit_demo import build_checkpoint
     except ImportError as exc:
         print(f"error: generating examples needs torch: {exc}", file=sys.stderr)
         return 1

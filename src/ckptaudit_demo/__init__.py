@@ -22,7 +22,13 @@ import torch.nn.functional as F
 
 from . import fixed as fixed
 from . import legacy as legacy
-from ._common import (
+from .fixed import MorphogeneticModel as _FixedModel
+from .fixed import PPOAgent as _FixedAgent
+from .fixed import save_checkpoint as _save_fixed
+from .legacy import MorphogeneticModel as _LegacyModel
+from .legacy import PPOAgent as _LegacyAgent
+from .legacy import save_checkpoint as _save_legacy
+from .models import (
     CNNHost,
     MorphogeneticModelBase,
     PPOAgentBase,
@@ -31,12 +37,6 @@ from ._common import (
     TaskConfig,
     compute_gae,
 )
-from .fixed import MorphogeneticModel as _FixedModel
-from .fixed import PPOAgent as _FixedAgent
-from .fixed import save_checkpoint as _save_fixed
-from .legacy import MorphogeneticModel as _LegacyModel
-from .legacy import PPOAgent as _LegacyAgent
-from .legacy import save_checkpoint as _save_legacy
 
 __all__ = [
     "EXAMPLE_METADATA",
