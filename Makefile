@@ -7,7 +7,7 @@ DEMO   := build/demo
 
 .PHONY: demo test lint typecheck unit sanitize compat clean policy
 
-$(STAMP): pyproject.toml setup.py requirements-dev.txt src/ckptaudit/pickle/_native.c
+$(STAMP): pyproject.toml setup.py requirements-dev.txt $(wildcard src/ckptaudit/pickle/*.[ch])
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ckptaudit.pickle import Call, Global, PDict, PSet, run_pickle
-from ckptaudit.pickle.vm import _TABLE
+from ckptaudit.pickle.handlers import TABLE
 
 SAMPLE = {
     "ints": [0, 1, -1, 255, 256, 65535, 65536, -(2**31), 2**31, 2**70, -(2**70)],
@@ -52,7 +52,7 @@ def to_python(node: Any) -> Any:
 
 
 def test_every_opcode_has_a_handler() -> None:
-    missing = [op.name for op in pickletools.opcodes if _TABLE[ord(op.code)] is None]
+    missing = [op.name for op in pickletools.opcodes if TABLE[ord(op.code)] is None]
     assert missing == []
 
 
@@ -228,12 +228,18 @@ def test_a_compiled_core_that_refuses_setup_is_not_used() -> None:
     if native.load() is None:
         pytest.skip("the compiled core is not built or is switched off")
 
-    def refuse(module: object) -> None:
-        raise TypeError("configure() takes 9 arguments")
+    def refuse() -> str:
+        raise TypeError("configure_loop() got an unexpected keyword argument 'noted'")
 
-    with pytest.warns(RuntimeWarning, match="compiled core is unusable"):
-        assert native.configured(refuse) is None
-    assert native.configured(lambda module: None) is native.load()
+    before = native.backend()
+    try:
+        with pytest.warns(RuntimeWarning, match="compiled core is unusable"):
+            assert native.configured("loop", refuse) is None
+        assert native.backend() == "python"
+        assert native.configured("loop", lambda: "the loop") == "the loop"
+    finally:
+        native.configured("loop", lambda: "the loop" if before == "compiled" else None)
+    assert native.backend() == before
 
 
 def test_sanitized_run_uses_the_sanitized_build() -> None:

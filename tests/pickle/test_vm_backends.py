@@ -1,4 +1,4 @@
-"""The compiled dispatch loop (_native.c) and the Python loop give identical results.
+"""The compiled dispatch loop (_loop.c) and the Python loop give identical results.
 
 Every field of the result is compared, including object identity (memo sharing), error
 messages and offsets, on valid pickles of every protocol, the hostile catalogue, and
@@ -22,10 +22,10 @@ from hostile_cases import CASES
 from hypothesis import given, settings
 from pickle_strategies import opcode_soup
 
-from ckptaudit.pickle import Call, Global, Opaque, PDict, PersId, PSet, paths, vm
+from ckptaudit.pickle import Call, Global, Opaque, PDict, PersId, PSet, loop, paths
 from ckptaudit.pickle.vm import Event, PickleResult, run_pickle
 
-compiled = vm._compiled
+compiled = loop._compiled
 pytestmark = pytest.mark.skipif(compiled is None, reason="the compiled loop is not built")
 
 
@@ -86,12 +86,12 @@ def snapshot(result: PickleResult) -> list[Any]:
 @contextlib.contextmanager
 def python_core() -> Iterator[None]:
     """Run the block on the pure-Python loop and walker."""
-    saved = vm._compiled, paths._compiled
-    vm._compiled = paths._compiled = None
+    saved = loop._compiled, paths._compiled
+    loop._compiled = paths._compiled = None
     try:
         yield
     finally:
-        vm._compiled, paths._compiled = saved
+        loop._compiled, paths._compiled = saved
 
 
 def both(data: bytes, start: int = 0) -> tuple[list[Any], list[Any]]:
@@ -289,7 +289,7 @@ def walkers_agree(data: bytes, rng: random.Random) -> None:
     everything = {id(node): ["all"] for node in nodes}
     for max_paths in (0, 2, 50):
         for chosen in (wanted, everything):
-            fast = paths._compiled.locate(result.root, chosen, max_paths)
+            fast = paths._compiled(result.root, chosen, max_paths)
             slow = paths._locate_python(result.root, chosen, max_paths)
             assert fast == slow, (data, max_paths)
 
@@ -298,7 +298,7 @@ def test_walker_sees_differences() -> None:
     """A wrong path or count would show: the compared outputs are not empty."""
     result = run_pickle(pickle.dumps({"k": [Point(), Point()]}, protocol=2))
     calls = {id(call): ["g"] for call in result.calls}
-    found, counts, reached = paths._compiled.locate(result.root, calls, 20)
+    found, counts, reached = paths._compiled(result.root, calls, 20)
     assert found == {"g": ["root['k'][0]", "root['k'][1]"]}
     assert counts == {"g": 2}
     assert reached == set(calls)

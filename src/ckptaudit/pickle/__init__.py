@@ -1,5 +1,12 @@
-"""Static pickle analysis: an emulator that builds an inert tree and never imports or calls."""
+"""Static pickle analysis: an emulator that builds an inert tree and never imports or calls.
 
+Modules depend on each other one way only (a test checks that the import graph has no cycle):
+``nodes`` <- ``result`` <- ``machine`` <- ``handlers`` (with ``textnum``) <- ``loop`` <- ``vm``;
+``paths`` (the walker) uses ``nodes``; ``loop`` and ``paths`` register with ``native`` (the
+optional compiled core), which imports neither.
+"""
+
+from ckptaudit.pickle import paths as paths  # the walker registers with native on import
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.nodes import Call, Global, Opaque, PDict, PersId, PSet
 from ckptaudit.pickle.vm import Event, PickleResult, run_pickle

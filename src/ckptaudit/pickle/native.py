@@ -3,6 +3,11 @@
 It is built by ``setup.py`` where a C compiler exists; elsewhere the pure-Python code runs and
 gives identical results (the tests compare the two on every corpus). Setting
 ``CKPTAUDIT_PURE_PYTHON=1`` forces the pure-Python code.
+
+This module imports nothing else from the package: the parts that use the compiled core (the
+loop in :mod:`ckptaudit.pickle.loop`, the walker in :mod:`ckptaudit.pickle.paths`) register
+with it through :func:`configured` when they are imported, and :func:`backend` reads what they
+registered.
 """
 
 from __future__ import annotations
@@ -11,8 +16,17 @@ import os
 import warnings
 from collections.abc import Callable
 from types import ModuleType
+from typing import TypeVar
 
-__all__ = ["backend", "configured", "load"]
+__all__ = ["PARTS", "backend", "configured", "load"]
+
+PARTS = ("loop", "walker")
+"""The parts of the core that have a compiled version."""
+
+_T = TypeVar("_T")
+
+_compiled_parts: dict[str, bool] = {}
+"""Part -> whether it runs compiled, as registered by :func:`configured`."""
 
 
 def load() -> ModuleType | None:
@@ -20,37 +34,40 @@ def load() -> ModuleType | None:
     if os.environ.get("CKPTAUDIT_PURE_PYTHON"):
         return None
     try:
-        from ckptaudit.pickle import _native  # type: ignore[attr-defined]
+        from ckptaudit.pickle import _native
     except ImportError:
         return None
-    module: ModuleType = _native
-    return module
+    return _native
 
 
-def configured(setup: Callable[[ModuleType], None]) -> ModuleType | None:
-    """The compiled module after ``setup`` registered what it needs, or None.
+def configured(part: str, setup: Callable[[], _T]) -> _T | None:
+    """What ``setup`` returns once it registered ``part`` with the compiled module, or None.
 
-    A module that refuses the setup (a stale build from another version of this package)
-    is not used: the pure-Python code runs instead, with a warning that says why.
+    None means that ``part`` runs its pure-Python code: the module is not built or is off,
+    or it refused the setup (a stale build from another version of this package), which
+    also warns and says why. Either way the outcome is recorded for :func:`backend`.
     """
-    module = load()
-    if module is None:
-        return None
-    try:
-        setup(module)
-    except (TypeError, AttributeError, ValueError, RuntimeError) as exc:
-        warnings.warn(
-            f"ckptaudit's compiled core is unusable ({exc}); using the pure-Python code. "
-            "Reinstall ckptaudit to rebuild it.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
-    return module
+    if part not in PARTS:
+        raise ValueError(f"unknown part of the compiled core: {part!r}")
+    compiled: _T | None = None
+    if load() is not None:
+        try:
+            compiled = setup()
+        except (TypeError, AttributeError, ValueError, RuntimeError) as exc:
+            warnings.warn(
+                f"ckptaudit's compiled core is unusable ({exc}); using the pure-Python code. "
+                "Reinstall ckptaudit to rebuild it.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    _compiled_parts[part] = compiled is not None
+    return compiled
 
 
 def backend() -> str:
-    """Which core runs: ``"compiled"`` or ``"python"``."""
-    from ckptaudit.pickle import paths, vm  # imported here: both import this module
+    """Which core runs: ``"compiled"`` when every part does, else ``"python"``.
 
-    return "python" if vm._compiled is None or paths._compiled is None else "compiled"
+    Importing :mod:`ckptaudit.pickle` (which any import of this module does first) imports
+    both parts, so both have registered by the time this can be called.
+    """
+    return "compiled" if all(_compiled_parts.get(part) for part in PARTS) else "python"

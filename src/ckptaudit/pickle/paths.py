@@ -7,18 +7,21 @@ first one reached in document order.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from ckptaudit.pickle import native
 from ckptaudit.pickle.nodes import Call, Global, PDict, PSet
 
-__all__ = ["ROOT", "locate", "render_key", "render_steps"]
+__all__ = ["ROOT", "Located", "locate", "render_key", "render_steps"]
 
 ROOT = "root"
 
 # A path is kept as a chain (parent, segment) and rendered only when it is wanted.
 _Chain = tuple[Any, str] | None
+
+Located = tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]
+"""What a walk finds: paths per group, occurrence counts per group, ids of wanted nodes reached."""
 
 _LEAF_CALLS = frozenset({"_codecs.encode"})
 
@@ -162,18 +165,25 @@ def render_steps(steps: Sequence[tuple[int, Any, int]]) -> str:
     return ROOT + "".join(_segment(kind, where, index) for kind, where, index in steps)
 
 
-def _load_compiled() -> Any:
-    return native.configured(
-        lambda module: module.configure_walker(Call, PDict, Global, PSet, render_steps, _LEAF_CALLS)
+def _configure_compiled() -> Callable[[Any, dict[int, Sequence[Hashable]], int], Located]:
+    """Register the node classes and the renderer with the compiled walker; return it."""
+    from ckptaudit.pickle import _native  # typed by _native.pyi
+
+    _native.configure_walker(
+        call_type=Call,
+        pdict_type=PDict,
+        global_type=Global,
+        pset_type=PSet,
+        render_steps=render_steps,
+        leaf_calls=_LEAF_CALLS,
     )
+    return _native.locate
 
 
-_compiled = _load_compiled()
+_compiled = native.configured("walker", _configure_compiled)
 
 
-def locate(
-    root: Any, wanted: Mapping[int, Sequence[Hashable]], max_paths: int
-) -> tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]:
+def locate(root: Any, wanted: Mapping[int, Sequence[Hashable]], max_paths: int) -> Located:
     """Find every place where wanted objects sit in the tree.
 
     A shared object (memo reference) is an occurrence at each place it is referenced, but
@@ -190,16 +200,14 @@ def locate(
         objects reachable from root).
     """
     if _compiled is not None:
-        found: tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]
-        found = _compiled.locate(root, wanted if type(wanted) is dict else dict(wanted), max_paths)
-        return found
+        return _compiled(root, wanted if type(wanted) is dict else dict(wanted), max_paths)
     return _locate_python(root, wanted, max_paths)
 
 
 def _locate_python(
     root: Any, wanted: Mapping[int, Sequence[Hashable]], max_paths: int
-) -> tuple[dict[Hashable, list[str]], dict[Hashable, int], set[int]]:
-    """The reference walker, transcribed by ``_native.c``; keep the two in step."""
+) -> Located:
+    """The reference walker, transcribed by ``_walker.c``; keep the two in step."""
     paths: dict[Hashable, list[str]] = {}
     counts: dict[Hashable, int] = {}
     reached: set[int] = set()
