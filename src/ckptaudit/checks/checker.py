@@ -616,7 +616,13 @@ class _Checker:
         ]
         findings.sort(key=lambda f: (-f.severity, f.rule, f.offset or 0))
         first = [self.first_violation] if self.first_violation else []
-        return CheckResult(findings, first, self.unsafe)
+        dangerous = frozenset(
+            id(node)
+            for grp in self.groups.values()
+            if (grp.severity or rule(grp.category).severity) is Severity.DANGEROUS
+            for node in grp.nodes
+        )
+        return CheckResult(findings, first, self.unsafe, dangerous)
 
     def _finding(
         self,

@@ -44,3 +44,6 @@ class CheckResult:
     violations: list[Violation]
     """The first breach of torch's rules in torch's reading order (empty if none)."""
     unsafe_globals: set[str]
+    dangerous_nodes: frozenset[int] = frozenset()
+    """ids of the tree nodes behind dangerous findings (``ckptaudit migrate --sanitize``
+    replaces exactly these); valid while the units' trees are alive."""
