@@ -2,7 +2,8 @@
 
 Say, without executing a file, whether ``torch.load(f, weights_only=True)`` will load it,
 and if not, every global in the way, where it sits in the object tree, what to convert it
-to, and which globals are dangerous.
+to, and which globals are dangerous; then fix it (``migrate``, ``load``, ``allowlist_snippet``)
+without executing it either.
 """
 
 from ckptaudit.audit import (
@@ -18,10 +19,13 @@ from ckptaudit.errors import (
     ContainerError,
     InputError,
     LimitExceeded,
+    MigrationError,
+    MigrationRefused,
     PickleError,
     PolicyError,
     UnknownFormatError,
     UsageError,
+    VerificationFailed,
 )
 from ckptaudit.findings import (
     AuditStats,
@@ -33,6 +37,16 @@ from ckptaudit.findings import (
     Status,
     TopLevelEntry,
 )
+from ckptaudit.migrate import (
+    ClassInfo,
+    Conversion,
+    Manifest,
+    MigrateOptions,
+    TensorEntry,
+    allowlist_snippet,
+    load,
+    migrate,
+)
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.policy import Policy, load_policy
 
@@ -41,28 +55,39 @@ __version__ = "0.1.0"
 __all__ = [
     "AuditStats",
     "CkptAuditError",
+    "ClassInfo",
     "ContainerError",
+    "Conversion",
     "FileReport",
     "Finding",
     "InputError",
     "Kind",
     "LimitExceeded",
     "Limits",
+    "Manifest",
+    "MigrateOptions",
+    "MigrationError",
+    "MigrationRefused",
     "PickleError",
     "Policy",
     "PolicyError",
     "Remedy",
     "Severity",
     "Status",
+    "TensorEntry",
     "TopLevelEntry",
     "UnknownFormatError",
     "UsageError",
+    "VerificationFailed",
     "__version__",
+    "allowlist_snippet",
     "audit_bytes",
     "audit_file",
     "audit_object",
     "audit_source",
     "audit_url",
     "expand_paths",
+    "load",
     "load_policy",
+    "migrate",
 ]

@@ -7,7 +7,9 @@ Data flows one way: read (formats, pickle VM) -> plan (convert each object) -> w
 imported, resolved or called.
 """
 
+from ckptaudit.migrate.allowlist import Snippet, allowlist_snippet
 from ckptaudit.migrate.api import migrate, prepare
+from ckptaudit.migrate.load import load
 from ckptaudit.migrate.manifest import (
     ClassInfo,
     Conversion,
@@ -24,7 +26,10 @@ __all__ = [
     "Conversion",
     "Manifest",
     "MigrateOptions",
+    "Snippet",
     "TensorEntry",
+    "allowlist_snippet",
+    "load",
     "manifest_dict",
     "manifest_json",
     "migrate",
