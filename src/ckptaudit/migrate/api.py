@@ -23,11 +23,12 @@ from ckptaudit.findings import FileReport, Severity, Status
 from ckptaudit.formats import BytesSource, Container, FileSource, Source, read_container
 from ckptaudit.migrate.manifest import Conversion, Manifest, manifest_json
 from ckptaudit.migrate.pickler import dumps
-from ckptaudit.migrate.plan import MigrateOptions, Plan, Planner
+from ckptaudit.migrate.plan import MigrateOptions, Plan, Planner, legacy_module_class
 from ckptaudit.migrate.storages import NestedStorage, locate_storages
 from ckptaudit.migrate.zipwriter import TorchZipWriter, top_folder
 from ckptaudit.pickle.limits import DEFAULT_LIMITS, Limits
 from ckptaudit.pickle.nodes import PersId
+from ckptaudit.policy.dangerous import danger_reason
 from ckptaudit.policy.torch_policy import Policy, load_policy
 from ckptaudit.structure import storage_ref
 
@@ -99,7 +100,13 @@ def prepare(
     main = mains[0]
     checked = check_units([main], policy, limits)
     explained = _nested_storages(main, policy, limits)
-    unexplained = checked.dangerous_nodes - set(explained)
+    modules = frozenset(
+        id(c)
+        for c in main.result.calls
+        if (cls := legacy_module_class(c.func)) is not None
+        and danger_reason(cls.module, cls.name) is None
+    )
+    unexplained = checked.dangerous_nodes - set(explained) - modules
     hidden = sorted(
         {
             f"{f.member}: {f.global_name or f.category}"
@@ -131,6 +138,7 @@ def prepare(
         options=options,
         dangerous=frozenset(unexplained),
         explained=explained,
+        explained_modules=modules,
     )
     plan = planner.run(main.result.root)
     not_copied = tuple(

@@ -49,7 +49,14 @@ from ckptaudit.pickle.paths import render_key
 from ckptaudit.policy.torch_policy import Policy
 from ckptaudit.structure import storage_ref
 
-__all__ = ["MigrateOptions", "OutStorage", "Plan", "Planner", "removed_label"]
+__all__ = [
+    "MigrateOptions",
+    "OutStorage",
+    "Plan",
+    "Planner",
+    "legacy_module_class",
+    "removed_label",
+]
 
 _Chain = tuple[Any, str] | None
 
@@ -244,6 +251,22 @@ def _set_items(node: Any) -> list[Any] | None:
     return None
 
 
+def legacy_module_class(func: Any) -> Global | None:
+    """The class of a legacy whole-module save, named by the persistent id
+    ``('module', cls, source_file, source)``; None for anything else."""
+    if not isinstance(func, PersId):
+        return None
+    pid = func.pid
+    if not (type(pid) is tuple and len(pid) == 4 and pid[0] in ("module", b"module")):
+        return None
+    cls = pid[1]
+    if not isinstance(cls, Global) or cls.dynamic:
+        return None
+    if not all(p is None or type(p) in (str, bytes) for p in pid[2:]):
+        return None
+    return cls
+
+
 def field_kind(node: Any) -> str:
     """How a field's value is stored after migration, for generated code: ``plain``,
     ``enum:mod.Cls``, ``datetime``, ``date``, ``time``, ``timedelta``, ``deque``,
@@ -303,12 +326,14 @@ class Planner:
         options: MigrateOptions,
         dangerous: frozenset[int] = frozenset(),
         explained: dict[int, NestedStorage] | None = None,
+        explained_modules: frozenset[int] = frozenset(),
     ) -> None:
         self.policy = policy
         self.source_storages = storages
         self.options = options
         self.dangerous = dangerous
         self.explained = explained or {}
+        self.explained_modules = explained_modules
         """id of a ``torch.storage._load_from_bytes`` call -> the SourceStorage it holds."""
         self.memo: dict[int, Any] = {}
         self.out_storages: dict[Any, OutStorage] = {}
@@ -693,6 +718,16 @@ class Planner:
 
     def convert_call(self, node: Call, chain: _Chain, depth: int) -> Any:
         """Dispatch on what the call builds."""
+        cls = legacy_module_class(node.func)
+        if cls is not None and id(node) in self.explained_modules:
+            # A legacy whole-module save names the class through a persistent id
+            # ('module', cls, source file, source): torch's legacy loader returns cls.
+            twin = Call(cls, node.args, node.kwargs, node.opcode, node.offset)
+            twin.state, twin.builds = node.state, node.builds
+            twin.items, twin.setitems = node.items, node.setitems
+            out = self.convert_call(twin, chain, depth)
+            self.memo[id(node)] = out
+            return out
         name = callee(node)
         func = node.func
         if isinstance(func, Global) and not func.dynamic:
