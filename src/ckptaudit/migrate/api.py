@@ -21,13 +21,14 @@ from ckptaudit.checks import PickleUnit, check_units
 from ckptaudit.errors import InputError, MigrationError, MigrationRefused, UsageError
 from ckptaudit.findings import FileReport, Severity, Status
 from ckptaudit.formats import BytesSource, Container, FileSource, Source, read_container
+from ckptaudit.migrate.convert import as_bytes, callee
 from ckptaudit.migrate.manifest import Conversion, Manifest, manifest_json
 from ckptaudit.migrate.pickler import dumps
 from ckptaudit.migrate.plan import MigrateOptions, Plan, Planner, legacy_module_class
 from ckptaudit.migrate.storages import NestedStorage, locate_storages
 from ckptaudit.migrate.zipwriter import TorchZipWriter, top_folder
 from ckptaudit.pickle.limits import DEFAULT_LIMITS, Limits
-from ckptaudit.pickle.nodes import PersId
+from ckptaudit.pickle.nodes import Call, Global, PersId
 from ckptaudit.policy.dangerous import danger_reason
 from ckptaudit.policy.torch_policy import Policy, load_policy
 from ckptaudit.structure import storage_ref
@@ -128,6 +129,16 @@ def prepare(
             '--sanitize replaces each dangerous construct with "<removed: module.name>" '
             "and keeps every tensor, without running anything"
         )
+    # Operations the tree cannot hold (SETITEM on a list, BUILD on a dict...): a real
+    # unpickler fails or does something no plain value expresses. Never dropped silently.
+    strays = [e for e in main.result.events if not isinstance(e.target, Call)]
+    if strays and not options.sanitize:
+        first = strays[0]
+        raise MigrationRefused(
+            f"the pickle applies {first.op} to a {type(first.target).__name__} at byte "
+            f"{first.offset} ({len(strays)} such operations): torch refuses it and no plain "
+            "value can hold it; --sanitize drops them (recorded)"
+        )
     try:
         storages = locate_storages(source, container, limits)
     except InputError as exc:
@@ -141,11 +152,20 @@ def prepare(
         explained_modules=modules,
     )
     plan = planner.run(main.result.root)
+    for event in strays:
+        plan.removed.append(f"{event.op} on a {type(event.target).__name__} at byte {event.offset}")
+    nodes = {id(n): n for n in [*main.result.calls, *main.result.globals]}
+    unreached = sorted(
+        unexplained - planner.memo.keys(), key=lambda k: getattr(nodes.get(k), "offset", 0)
+    )
+    for key in unreached:
+        node = nodes.get(key)
+        what = callee(node) or (node.qualified if isinstance(node, Global) else "a computed call")
+        offset = getattr(node, "offset", "?")
+        plan.removed.append(f"{what} at byte {offset}: not reachable from the root, not copied")
     not_copied = tuple(
-        f"pickle {u.member}"
-        + (" (dangerous)" if any(h.startswith(f"{u.member}:") for h in hidden) else "")
-        for u in container.units
-        if u is not main and not u.torch_reads and not u.nested
+        [f"{h} (dangerous)" for h in hidden]
+        + [f"pickle {u.member}" for u in container.units if not u.torch_reads and not u.nested]
     )
     notes = []
     if report.format != "torch-zip":
@@ -168,8 +188,6 @@ def prepare(
 def _nested_storages(main: PickleUnit, policy: Policy, limits: Limits) -> dict[int, NestedStorage]:
     """``torch.storage._load_from_bytes(b'...')`` calls whose payload is a benign torch file
     holding one storage (how ``pickle.dumps(tensor)`` writes tensors), by call id."""
-    from ckptaudit.migrate.convert import as_bytes, callee
-
     found: dict[int, NestedStorage] = {}
     for call in main.result.calls:
         if callee(call) != "torch.storage._load_from_bytes":
