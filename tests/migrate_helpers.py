@@ -74,7 +74,7 @@ def plain(obj: Any) -> Any:
         return torch.from_numpy(obj)
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+    if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__")):
         return f"{obj.__module__}.{obj.__qualname__}"
     if obj is None or isinstance(obj, (bool, int, float, str, bytes, bytearray, complex)):
         if isinstance(obj, int) and not isinstance(obj, bool) and obj.bit_length() > 2000:

@@ -336,6 +336,7 @@ class Planner:
         self.explained_modules = explained_modules
         """id of a ``torch.storage._load_from_bytes`` call -> the SourceStorage it holds."""
         self.memo: dict[int, Any] = {}
+        self.alive: list[Any] = []
         self.out_storages: dict[Any, OutStorage] = {}
         self.plan = Plan(root=None)
         self.classes: dict[str, ClassInfo] = {}
@@ -725,9 +726,10 @@ class Planner:
             twin = Call(cls, node.args, node.kwargs, node.opcode, node.offset)
             twin.state, twin.builds = node.state, node.builds
             twin.items, twin.setitems = node.items, node.setitems
-            out = self.convert_call(twin, chain, depth)
-            self.memo[id(node)] = out
-            return out
+            self.alive.append(twin)  # the memo is keyed by id: the twin must outlive the plan
+            converted = self.convert_call(twin, chain, depth)
+            self.memo[id(node)] = converted
+            return converted
         name = callee(node)
         func = node.func
         if isinstance(func, Global) and not func.dynamic:
