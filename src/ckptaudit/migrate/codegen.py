@@ -10,6 +10,7 @@ code (for ``report/markdown.py`` to include).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ckptaudit.migrate.manifest import ClassInfo, Manifest
@@ -31,13 +32,17 @@ def _func_name(qualified: str) -> str:
     return "".join(out).lstrip("_") or "obj"
 
 
+_DEQUE = re.compile(r"deque(?:@(\w+))?(?:\[(.*)\])?$")
+
+
 def _save_expr(how: str, ref: str) -> str:
     """The expression that turns a field into plain data."""
     if how.startswith("enum:"):
         return f"{ref}.value"
-    if how.startswith("deque["):
-        inner = how[len("deque[") : -1]
-        return f"[{_save_expr(inner, 'item')} for item in {ref}]"
+    deque = _DEQUE.match(how)
+    if deque:
+        inner = deque.group(2)
+        return f"[{_save_expr(inner, 'item')} for item in {ref}]" if inner else f"list({ref})"
     if how.startswith("object:"):
         return f"{_func_name(how[len('object:') :])}_to_dict({ref})"
     if how.startswith("module:"):
@@ -47,7 +52,6 @@ def _save_expr(how: str, ref: str) -> str:
         "date": f"{ref}.isoformat()",
         "time": f"{ref}.isoformat()",
         "timedelta": f"{ref}.total_seconds()",
-        "deque": f"list({ref})",
         "defaultdict": f"dict({ref})",
         "set": f"sorted({ref})",
         "path": f"str({ref})",
@@ -56,30 +60,45 @@ def _save_expr(how: str, ref: str) -> str:
     }.get(how, ref)
 
 
-def _load_expr(how: str, ref: str) -> str:
-    """The expression that rebuilds a field from plain data."""
+def _load_expr(how: str, ref: str) -> tuple[str, str | None]:
+    """The expression that rebuilds a field from plain data, and a comment for the reader."""
     if how.startswith("enum:"):
-        return f"{_short(how[len('enum:') :])}({ref})"
-    if how.startswith("deque["):
-        inner = how[len("deque[") : -1]
-        return f"deque({_load_expr(inner, 'item')} for item in {ref})  # restore maxlen if any"
+        return f"{_short(how[len('enum:') :])}({ref})", None
+    deque = _DEQUE.match(how)
+    if deque:
+        maxlen = deque.group(1) or "None"
+        inner = deque.group(2)
+        items = f"({_load_expr(inner, 'item')[0]} for item in {ref})" if inner else ref
+        return f"deque({items}, maxlen={maxlen})", None
     if how.startswith("object:"):
-        return f"{_func_name(how[len('object:') :])}_from_dict({ref})"
+        return f"{_func_name(how[len('object:') :])}_from_dict({ref})", None
     if how.startswith("module:"):
         cls = _short(how[len("module:") :])
-        return f"{ref}  # a state_dict: build {cls}(...) and call load_state_dict() with it"
-    return {
+        return ref, f"a state_dict: build {cls}(...) and call load_state_dict() with it"
+    simple = {
         "datetime": f"datetime.fromisoformat({ref})",
         "date": f"date.fromisoformat({ref})",
         "time": f"time.fromisoformat({ref})",
         "timedelta": f"timedelta(seconds={ref})",
-        "deque": f"deque({ref})  # restore maxlen if any",
-        "defaultdict": f"defaultdict(list, {ref})  # use the original default factory",
         "set": f"set({ref})",
         "path": f"Path({ref})",
         "numpy": f"{ref}.numpy()",
-        "reference": f"{ref}  # a qualified name: resolve it in your code",
-    }.get(how, ref)
+    }
+    if how in simple:
+        return simple[how], None
+    if how == "defaultdict":
+        return f"defaultdict(list, {ref})", "use the original default factory"
+    if how == "reference":
+        return ref, "a qualified name: resolve it in your code"
+    return ref, None
+
+
+def _kwarg_lines(fields: tuple[tuple[str, str], ...], indent: str) -> str:
+    lines = []
+    for name, how in fields:
+        expr, comment = _load_expr(how, f"data[{name!r}]")
+        lines.append(f"{indent}{name}={expr}," + (f"  # {comment}" if comment else ""))
+    return "".join(line + "\n" for line in lines)
 
 
 def class_functions(info: ClassInfo) -> str:
@@ -111,16 +130,13 @@ def class_functions(info: ClassInfo) -> str:
             f"def {fn}_from_tuple(values: tuple[Any, ...]) -> {name}:\n    return {name}(*values)\n"
         )
     saves = "".join(f'        "{f}": {_save_expr(how, "obj." + f)},\n' for f, how in info.fields)
-    loads = "".join(
-        f"        {f}={_load_expr(how, repr(f).join(('data[', ']')))},\n" for f, how in info.fields
-    )
     if info.kind == "dataclass":
-        build = f"    return {name}(\n{loads}    )\n"
+        build = f"    return {name}(\n{_kwarg_lines(info.fields, '        ')}    )\n"
     else:
         build = (
             f"    obj = {name}.__new__({name})\n"
             "    obj.__dict__.update(\n        dict(\n"
-            + "".join("    " + line + "\n" for line in loads.splitlines())
+            + _kwarg_lines(info.fields, "            ")
             + "        )\n    )\n    return obj\n"
         )
     return (
@@ -136,7 +152,7 @@ def _imports(classes: Sequence[ClassInfo]) -> list[str]:
         module, _, short = info.name.rpartition(".")
         names.setdefault(module, set()).add(short)
         for _, how in info.fields:
-            for part in how.replace("deque[", "").rstrip("]").split(":")[1:]:
+            for part in re.sub(r"deque(@\w+)?\[?", "", how).rstrip("]").split(":")[1:]:
                 mod, _, cls = part.rpartition(".")
                 names.setdefault(mod, set()).add(cls)
     lines = [

@@ -296,10 +296,11 @@ def field_kind(node: Any) -> str:
             if type(node.args) is tuple and node.args and type(node.args[0]) is list
             else []
         )
-        if kind == "deque" and items:
-            inner = field_kind(items[0])
-            if inner != "plain":
-                return f"deque[{inner}]"
+        if kind == "deque":
+            args = node.args if type(node.args) is tuple else ()
+            maxlen = args[1] if len(args) > 1 and type(args[1]) is int else None
+            inner = field_kind(items[0]) if items else "plain"
+            return f"deque@{maxlen}" + (f"[{inner}]" if inner != "plain" else "")
         return kind
     if name.startswith(("pathlib.", "pathlib._local.")):
         return "path"
