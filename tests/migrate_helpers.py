@@ -51,9 +51,7 @@ def plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {plain(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, nn.Module):
-        return collections.OrderedDict(
-            (k, v) for k, v in obj.state_dict(keep_vars=True).items()
-        )
+        return collections.OrderedDict((k, v) for k, v in obj.state_dict(keep_vars=True).items())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, tuple):
@@ -100,7 +98,11 @@ def assert_same(expected: Any, got: Any, path: str = "root") -> None:
         assert got.dtype == expected.dtype and got.shape == expected.shape, path
         assert got.requires_grad == expected.requires_grad, path
         assert got.layout == expected.layout, path
-        if expected.layout == torch.strided and not expected.is_nested and not expected.is_quantized:
+        if (
+            expected.layout == torch.strided
+            and not expected.is_nested
+            and not expected.is_quantized
+        ):
             assert got.stride() == expected.stride(), path
             assert got.storage_offset() == expected.storage_offset(), path
             a, b = expected.detach(), got.detach()
@@ -113,7 +115,9 @@ def assert_same(expected: Any, got: Any, path: str = "root") -> None:
         return
     assert type(got) is type(expected), f"{path}: {type(got).__name__} != {type(expected).__name__}"
     if isinstance(expected, dict):
-        assert set(got) == set(expected), f"{path}: keys {sorted(map(repr, got))} != {sorted(map(repr, expected))}"
+        assert set(got) == set(expected), (
+            f"{path}: keys {sorted(map(repr, got))} != {sorted(map(repr, expected))}"
+        )
         for key in expected:
             assert_same(expected[key], got[key], f"{path}[{key!r}]")
     elif isinstance(expected, (list, tuple)):

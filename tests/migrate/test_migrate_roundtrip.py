@@ -103,7 +103,9 @@ def test_datetime_timestamps_only_where_a_zone_is_known(tmp_path: pathlib.Path) 
     assert got == {"aware": aware.timestamp(), "naive": naive.isoformat()}
     options = ckptaudit.MigrateOptions(datetime="timestamp", assume_timezone="UTC")
     ckptaudit.migrate(src, tmp_path / "b.pt", options=options)
-    assert _load(tmp_path / "b.pt")["naive"] == naive.replace(tzinfo=datetime.timezone.utc).timestamp()
+    assert (
+        _load(tmp_path / "b.pt")["naive"] == naive.replace(tzinfo=datetime.timezone.utc).timestamp()
+    )
 
 
 def test_a_migrated_file_migrates_to_the_same_bytes(tmp_path: pathlib.Path) -> None:

@@ -98,7 +98,9 @@ def test_a_corrupt_storage_fails_midway_and_leaves_nothing(tmp_path: pathlib.Pat
     src = tmp_path / "bad.pt"
     with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as zin, zipfile.ZipFile(src, "w") as zout:
         for info in zin.infolist():
-            method = zipfile.ZIP_DEFLATED if info.filename.endswith("data/1") else zipfile.ZIP_STORED
+            method = (
+                zipfile.ZIP_DEFLATED if info.filename.endswith("data/1") else zipfile.ZIP_STORED
+            )
             zout.writestr(info.filename, zin.read(info.filename), compress_type=method)
     data = bytearray(src.read_bytes())
     with zipfile.ZipFile(src) as z:
@@ -146,7 +148,12 @@ def test_migration_runs_without_torch_and_torch_loads_the_result(tmp_path: pathl
     import oracle_types as ot
 
     base = torch.nn.Parameter(torch.randn(4, 3))
-    obj = {"w": base, "view": base[1:], "cfg": ot.Config(), "d": collections.deque([ot.Stage.ACTIVE])}
+    obj = {
+        "w": base,
+        "view": base[1:],
+        "cfg": ot.Config(),
+        "d": collections.deque([ot.Stage.ACTIVE]),
+    }
     src = tmp_path / "src.pt"
     torch.save(obj, src, _use_new_zipfile_serialization=False)
     code = (
@@ -158,8 +165,12 @@ def test_migration_runs_without_torch_and_torch_loads_the_result(tmp_path: pathl
         "assert not any('torch' in v for v in m.verified), m.verified\n"
         "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])},
+    )
     assert result.returncode == 0, result.stderr
     got = _load(tmp_path / "out.pt")
     assert torch.equal(got["w"], base) and isinstance(got["w"], torch.nn.Parameter)
