@@ -155,10 +155,9 @@ def test_allowlist_refuses_dangerous_files_and_says_when_it_cannot_be_enough(
 def test_safetensors_export_dedupes_or_copies_shared_storage_and_reloads(
     tmp_path: pathlib.Path,
 ) -> None:
+    import oracle_types as ot
     from safetensors import safe_open
     from safetensors.torch import load_file
-
-    import oracle_types as ot
 
     base = torch.arange(12.0).reshape(3, 4)
     obj = {

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["ALIGNMENT", "TorchZipWriter", "top_folder"]
 
@@ -24,6 +25,23 @@ _ZIP64_LIMIT = 0xFFFFFFFF
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
 _FLAGS = 0x0808
+
+
+def _prefetched(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Yield chunks while a thread reads the next one: reading, CRC-32 and writing all
+    release the GIL, so a copy overlaps its reads with its writes (two cores, not one)."""
+    items = iter(chunks)
+    if isinstance(chunks, (list, tuple)):
+        yield from items
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(next, items, None)
+        while True:
+            chunk = future.result()
+            if chunk is None:
+                return
+            future = pool.submit(next, items, None)
+            yield chunk
 
 
 def top_folder(path: str | os.PathLike[str]) -> str:
@@ -64,7 +82,7 @@ class TorchZipWriter:
         self._local_header(name)
         crc = 0
         size = 0
-        for chunk in chunks:
+        for chunk in _prefetched(chunks):
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
             self._write(chunk)
