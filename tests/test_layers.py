@@ -31,7 +31,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "report": frozenset({"checks", "policy", "torch_oracle"}),
     "runner": frozenset({"audit", "cluster", "discovery", "formats", "pickle", "policy"}),
     "cluster": frozenset({"audit", "pickle", "policy"}),
-    "migrate": frozenset({"audit", "checks", "formats", "pickle", "policy", "structure"}),
+    "migrate": frozenset(
+        {"audit", "checks", "discovery", "formats", "pickle", "policy", "structure"}
+    ),
     "testing": frozenset({"audit", "policy", "pickle", "checks"}),
 }
 """Component -> the components it may import (besides the foundation and itself). The entry

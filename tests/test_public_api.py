@@ -17,6 +17,8 @@ def test_all_is_exact() -> None:
     assert set(ckptaudit.__all__) == public - submodules | {"__version__"}
     for name in ckptaudit.__all__:
         assert getattr(ckptaudit, name) is not None
+    # The function, not the subpackage of the same name (from ckptaudit.migrate import ...).
+    assert callable(ckptaudit.migrate) and callable(ckptaudit.load)
 
 
 def test_the_core_package_holds_no_demo() -> None:
@@ -30,7 +32,8 @@ def test_the_core_package_holds_no_demo() -> None:
 
 def test_errors_form_one_tree() -> None:
     for name in ("UsageError", "PolicyError", "InputError", "UnknownFormatError",
-                 "ContainerError", "PickleError", "LimitExceeded"):
+                 "ContainerError", "PickleError", "LimitExceeded", "MigrationError",
+                 "MigrationRefused", "VerificationFailed"):
         assert issubclass(getattr(ckptaudit, name), ckptaudit.CkptAuditError)
 
 

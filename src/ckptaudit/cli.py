@@ -167,6 +167,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("which", choices=("ppo", "morphogenetic"))
     demo.add_argument("--fixed", action="store_true", help="the version after the fix")
     demo.add_argument("-o", "--output", metavar="FILE", help="where to save it")
+    from ckptaudit.migrate.command import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -299,6 +302,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from ckptaudit.migrate.command import run_migrate
+
+    outcome = run_migrate(args, lambda line: print(line, file=sys.stderr, flush=True))
+    sys.stdout.write(outcome.out)
+    sys.stderr.write(outcome.err)
+    return outcome.code
+
+
+def _cmd_allowlist(args: argparse.Namespace) -> int:
+    from ckptaudit.migrate.command import run_allowlist
+
+    outcome = run_allowlist(args)
+    sys.stdout.write(outcome.out)
+    sys.stderr.write(outcome.err)
+    return outcome.code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _build_parser()
@@ -312,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "report": _cmd_report,
             "explain": _cmd_explain,
             "demo": _cmd_demo,
+            "migrate": _cmd_migrate,
+            "allowlist": _cmd_allowlist,
         }[args.command]
         return handler(args)
     except UsageError as exc:

@@ -5,11 +5,14 @@ Every exception the library raises on purpose derives from :class:`CkptAuditErro
     CkptAuditError
     ├── UsageError            bad arguments or options (CLI exit status 2)
     ├── PolicyError           an unreadable allowlist file or policy table
-    └── InputError            a file that cannot be audited (per-file status "error")
-        ├── UnknownFormatError    bytes that are no checkpoint format we know
-        ├── ContainerError        a damaged zip, tar or legacy container
-        └── PickleError           a pickle stream that cannot be parsed
-            └── LimitExceeded     a resource limit stopped the analysis
+    ├── InputError            a file that cannot be audited (per-file status "error")
+    │   ├── UnknownFormatError    bytes that are no checkpoint format we know
+    │   ├── ContainerError        a damaged zip, tar or legacy container
+    │   └── PickleError           a pickle stream that cannot be parsed
+    │       └── LimitExceeded     a resource limit stopped the analysis
+    └── MigrationError        a checkpoint that ``ckptaudit migrate`` could not convert
+        ├── MigrationRefused      dangerous, TorchScript, or a value with no faithful conversion
+        └── VerificationFailed    the written file did not pass verification (it was removed)
 
 The audit functions never let an ``InputError`` escape for a single file: they turn it into a
 report with ``status="error"``. Anything else escaping is a bug.
@@ -22,10 +25,13 @@ __all__ = [
     "ContainerError",
     "InputError",
     "LimitExceeded",
+    "MigrationError",
+    "MigrationRefused",
     "PickleError",
     "PolicyError",
     "UnknownFormatError",
     "UsageError",
+    "VerificationFailed",
 ]
 
 
@@ -63,3 +69,16 @@ class PickleError(InputError):
 
 class LimitExceeded(PickleError):
     """A resource limit (size, nodes, nesting, memo) stopped the analysis."""
+
+
+class MigrationError(CkptAuditError):
+    """A checkpoint could not be migrated; nothing was written."""
+
+
+class MigrationRefused(MigrationError):
+    """Migration was refused: dangerous content, TorchScript, or a value with no faithful
+    conversion. The message says which and why."""
+
+
+class VerificationFailed(MigrationError):
+    """The migrated file failed verification and was removed."""

@@ -14,7 +14,15 @@ that emits their findings; :func:`check_file` runs them all. Findings group occu
 """
 
 from ckptaudit.checks.context import FileFacts
-from ckptaudit.checks.engine import CheckOutcome, check_file
+from ckptaudit.checks.engine import CheckOutcome, check_file, check_units
 from ckptaudit.checks.registry import Rule, all_rules, rule_for
 
-__all__ = ["CheckOutcome", "FileFacts", "Rule", "all_rules", "check_file", "rule_for"]
+__all__ = [
+    "CheckOutcome",
+    "FileFacts",
+    "Rule",
+    "all_rules",
+    "check_file",
+    "check_units",
+    "rule_for",
+]

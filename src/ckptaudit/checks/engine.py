@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 from ckptaudit.checks.context import CheckContext, FileFacts, Group, UnitFacts
@@ -16,13 +16,14 @@ from ckptaudit.checks.registry import (
     rule_for,
 )
 from ckptaudit.checks.verdict import status_of
-from ckptaudit.findings import Finding, Severity, Status
+from ckptaudit.findings import ContainerFormat, Finding, Severity, Status
+from ckptaudit.formats.interface import Container, PickleUnit
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.paths import locate
 from ckptaudit.policy.hints import hint_for
 from ckptaudit.policy.torch_policy import Policy
 
-__all__ = ["CheckOutcome", "check_file"]
+__all__ = ["CheckOutcome", "check_file", "check_units"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +42,9 @@ class CheckOutcome:
     """Why (part of) the file could not be analysed; None when all of it was."""
     unsafe_globals: tuple[str, ...]
     """Sorted globals a user would have to allowlist."""
+    dangerous_nodes: frozenset[int] = frozenset()
+    """ids of the tree nodes behind dangerous findings (``ckptaudit migrate --sanitize``
+    replaces exactly these); valid while the units' trees are alive."""
 
 
 def check_file(file: FileFacts, policy: Policy, limits: Limits) -> CheckOutcome:
@@ -71,6 +75,12 @@ def check_file(file: FileFacts, policy: Policy, limits: Limits) -> CheckOutcome:
     findings.sort(key=lambda f: (-f.severity, f.rule, f.offset or 0))
     first = ctx.first_violation
     loads = first is None and file.container.complete
+    dangerous = frozenset(
+        id(node)
+        for grp in ctx.groups.values()
+        if (grp.severity or rule_for(grp.category).severity) is Severity.DANGEROUS
+        for node in grp.nodes
+    )
     return CheckOutcome(
         findings=tuple(findings),
         status=status_of(findings, loads, file.container.complete),
@@ -78,7 +88,15 @@ def check_file(file: FileFacts, policy: Policy, limits: Limits) -> CheckOutcome:
         predicted_error=first.message if first is not None else None,
         error="; ".join(ctx.errors) if ctx.errors else None,
         unsafe_globals=tuple(sorted(ctx.unsafe)),
+        dangerous_nodes=dangerous,
     )
+
+
+def check_units(units: Iterable[PickleUnit], policy: Policy, limits: Limits) -> CheckOutcome:
+    """Judge some pickle units on their own, outside any container (the pickles of one part
+    of a file: what migration converts, a nested storage)."""
+    container = Container(format=ContainerFormat.PICKLE, units=list(units))
+    return check_file(FileFacts("<pickle units>", container), policy, limits)
 
 
 def _group_findings(
