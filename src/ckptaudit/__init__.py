@@ -5,6 +5,7 @@ and if not, every global in the way, where it sits in the object tree, what to c
 to, and which globals are dangerous.
 """
 
+from ckptaudit._version import __version__
 from ckptaudit.audit import (
     audit_bytes,
     audit_file,
@@ -35,8 +36,6 @@ from ckptaudit.findings import (
 )
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.policy import Policy, load_policy
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuditStats",

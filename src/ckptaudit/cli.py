@@ -80,7 +80,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--format",
-        choices=("text", "json", "jsonl", "markdown", "sarif"),
+        choices=("text", "json", "jsonl", "markdown", "sarif", "github"),
         default="text",
         help="output format (default: text); jsonl streams one JSON object per file as it "
         "is audited",
@@ -108,6 +108,11 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SCHEDULER_ADDRESS",
         help="audit on the workers of an existing Dask cluster (e.g. tcp://host:8786) "
         "instead of local processes; needs ckptaudit[dask]",
+    )
+    audit.add_argument(
+        "--revision",
+        metavar="REV",
+        help="read hf:// URLs at this branch, tag or commit (default: main)",
     )
     _add_policy_options(audit)
 
@@ -175,6 +180,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     policy = _policy(args)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.revision is not None:
+        from ckptaudit.formats.hub import paths_at_revision
+
+        args.paths = paths_at_revision(args.paths, args.revision)
     progress = not args.no_progress and sys.stderr.isatty()
     if args.format == "jsonl":
         return _stream_jsonl(args, policy, progress)

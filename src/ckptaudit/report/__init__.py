@@ -9,7 +9,7 @@ from ckptaudit.policy.torch_policy import Policy
 
 __all__ = ["OUTPUT_FORMATS", "render"]
 
-OUTPUT_FORMATS = ("text", "json", "jsonl", "markdown", "sarif")
+OUTPUT_FORMATS = ("text", "json", "jsonl", "markdown", "sarif", "github")
 """Every output format, for --format."""
 
 
@@ -35,4 +35,8 @@ def render(reports: Sequence[FileReport], fmt: str, policy: Policy, *, markup: b
         from ckptaudit.report.sarif import render_sarif
 
         return render_sarif(reports, policy)
+    if fmt == "github":
+        from ckptaudit.report.github import render_github
+
+        return render_github(reports, policy)
     raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(OUTPUT_FORMATS)}")
