@@ -118,19 +118,21 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
             return files
 
-        def _entries(self, repo: str, revision: str, files: dict[str, bytes], prefix: str) -> list[dict[str, object]]:
+        @staticmethod
+        def _entries(files: dict[str, bytes], prefix: str, recursive: bool) -> list[dict[str, object]]:
+            """The tree under ``prefix``: its children, or everything below it (recursive)."""
             prefix = prefix.strip("/")
             seen: dict[str, dict[str, object]] = {}
             for name, data in sorted(files.items()):
                 if prefix and not name.startswith(prefix + "/"):
                     continue
-                rest = name[len(prefix) + 1 :] if prefix else name
-                head, _, tail = rest.partition("/")
-                full = f"{prefix}/{head}" if prefix else head
-                if tail:
-                    seen.setdefault(full, {"type": "directory", "oid": hashlib.sha1(full.encode()).hexdigest(), "size": 0, "path": full})
-                else:
-                    seen[full] = self._file_entry(name, data)
+                parts = (name[len(prefix) + 1 :] if prefix else name).split("/")
+                depth = len(parts) if recursive else 1
+                for i in range(1, min(depth, len(parts) - 1) + 1):
+                    folder = "/".join(([prefix] if prefix else []) + parts[:i])
+                    seen.setdefault(folder, {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0, "path": folder})
+                if recursive or len(parts) == 1:
+                    seen[name] = Handler._file_entry(name, data)
             return list(seen.values())
 
         @staticmethod
@@ -141,7 +143,9 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             path = self._record()
             api = _API.match(path)
             if api:
-                self._api(api.group("repo"), api.group("verb"), api.group("rest") or "")
+                query = parse_qs(urlsplit(self.path).query)
+                recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
+                self._api(api.group("repo"), api.group("verb"), api.group("rest") or "", recursive)
                 return
             resolve = _RESOLVE.match(path)
             if resolve:
@@ -176,7 +180,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                     out.append({"type": "directory", "oid": hashlib.sha1(p.encode()).hexdigest(), "size": 0, "path": p})
             self._json(200, out)
 
-        def _api(self, repo: str, verb: str | None, rest: str) -> None:
+        def _api(self, repo: str, verb: str | None, rest: str, recursive: bool) -> None:
             # The revision is one URL-quoted segment (refs%2Fpr%2F1), the path may follow.
             if verb in (None, "revision"):
                 revision = unquote(rest) or "main"
@@ -195,7 +199,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             files = self._lookup(repo, revision)
             if files is None:
                 return
-            entries = self._entries(repo, revision, files, sub)
+            entries = self._entries(files, sub, recursive)
             if sub and not entries and sub.strip("/") not in files:
                 self._error(404, "EntryNotFound", f"{sub} does not exist on {revision}")
                 return
