@@ -67,7 +67,11 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Checkpoint forensics: what stands between a PyTorch checkpoint and "
         "torch.load(weights_only=True), found without executing the file.",
     )
-    parser.add_argument("--version", action="version", version=f"ckptaudit {__version__}")
+    from ckptaudit.pickle.native import backend
+
+    parser.add_argument(
+        "--version", action="version", version=f"ckptaudit {__version__} ({backend()} core)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     audit = sub.add_parser("audit", help="audit checkpoint files or directories")
@@ -164,6 +168,19 @@ def _emit(text: str, output: str | None, markup: bool) -> None:
         sys.stdout.write(text)
 
 
+def _core_notice() -> None:
+    """Say once per run, on stderr, that the pure-Python core runs because none was built."""
+    from ckptaudit.pickle import native
+
+    if not os.environ.get("CKPTAUDIT_PURE_PYTHON") and native.backend() == "python":
+        print(
+            "ckptaudit: note: the compiled core is not built (no C compiler when ckptaudit was "
+            "installed?); the pure-Python core runs, with the same results, 4-6x slower. "
+            "CKPTAUDIT_PURE_PYTHON=1 chooses it and silences this note.",
+            file=sys.stderr,
+        )
+
+
 def _exit_code(statuses: Iterable[Status], fail_on: str) -> int:
     seen = set(statuses)
     if seen & _FAIL_ON[fail_on]:
@@ -178,6 +195,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from ckptaudit.runner import audit_paths
 
     policy = _policy(args)
+    _core_notice()
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.revision is not None:
@@ -228,6 +246,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ckptaudit.runner import audit_paths
 
     policy = _policy(args)
+    _core_notice()
     reports = audit_paths(args.paths, policy=policy, jobs=1, progress=False)
     if not reports:
         raise UsageError("no checkpoint files found under the given paths")

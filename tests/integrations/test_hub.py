@@ -22,6 +22,9 @@ torch = pytest.importorskip("torch")
 
 from hub_server import Hub, serve_hub  # noqa: E402
 
+# Each test runs the CLI in a subprocess with huggingface_hub: run once, not per core.
+pytestmark = pytest.mark.integration
+
 TOKEN = "hf_local_stand_in_token"
 EVIL = b"cos\nsystem\n(S'id'\ntR."
 

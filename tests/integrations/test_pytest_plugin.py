@@ -74,6 +74,7 @@ def test_torch_version_selects_a_policy_table() -> None:
         assert_loadable({"w": torch.ones(1)}, torch_version="9.9.9")
 
 
+@pytest.mark.integration
 def test_the_fixture_through_the_entry_point(pytester: pytest.Pytester) -> None:
     """A project's own test run: the fixture is found without any conftest or -p option."""
     pytester.makeini(
