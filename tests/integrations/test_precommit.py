@@ -61,19 +61,23 @@ def pre_commit(*args: str | Path, cwd: Path, env: dict[str, str]):  # type: igno
 
 
 @pytest.mark.integration
-def test_try_repo_runs_the_hook_from_this_repository(
+def test_try_repo_fails_an_incompatible_checkpoint(
     snapshot: Path, project: tuple[Path, dict[str, str]]
 ) -> None:
     """try-repo installs into a store of its own each time (a full pip install): once."""
     root, env = project
-    ok = pre_commit("try-repo", snapshot, "ckptaudit", "--files", "good.pt", "notes.txt",
-                    cwd=root, env=env)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert re.search(r"^ckptaudit\.+Passed$", ok.stdout, re.M), ok.stdout
+    bad = pre_commit("try-repo", snapshot, "ckptaudit", "--files", "good.pt", "bad.pt",
+                     "notes.txt", cwd=root, env=env)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert re.search(r"^ckptaudit\.+Failed$", bad.stdout, re.M), bad.stdout
+    assert "bad.pt  [torch-zip]  INCOMPATIBLE" in bad.stdout
+    assert "good.pt  [torch-zip]  COMPATIBLE" in bad.stdout
+    assert "at root['buffer']" in bad.stdout
+    assert "notes.txt" not in bad.stdout.split("Failed", 1)[1]  # not a checkpoint name
 
 
 @pytest.mark.integration
-def test_the_hook_fails_incompatible_and_dangerous_files_and_takes_its_args(
+def test_the_hook_passes_loadable_checkpoints_and_takes_its_args(
     snapshot: Path, project: tuple[Path, dict[str, str]]
 ) -> None:
     root, env = project
@@ -88,12 +92,10 @@ def test_the_hook_fails_incompatible_and_dangerous_files_and_takes_its_args(
         ]}))
 
     configure(None)
-    bad = pre_commit("run", "--files", "good.pt", "bad.pt", "notes.txt", cwd=root, env=env)
-    assert bad.returncode == 1
-    assert re.search(r"^ckptaudit\.+Failed$", bad.stdout, re.M), bad.stdout
-    assert "bad.pt  [torch-zip]  INCOMPATIBLE" in bad.stdout
-    assert "at root['buffer']" in bad.stdout
-    assert "notes.txt" not in bad.stdout.split("Failed", 1)[1]  # not a checkpoint name
+    ok = pre_commit("run", "--files", "good.pt", "notes.txt", cwd=root, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert re.search(r"^ckptaudit\.+Passed$", ok.stdout, re.M), ok.stdout
+    assert pre_commit("run", "--files", "bad.pt", cwd=root, env=env).returncode == 1
 
     # The hook's environment: ckptaudit, and neither torch nor numpy.
     sites = list(Path(env["PRE_COMMIT_HOME"]).glob("repo*/py_env-*/lib/python*/site-packages"))
