@@ -1,5 +1,5 @@
 """Fixtures of the integration tests: a snapshot of this repository, the built
-distributions, real checkpoints, fresh virtual environments.
+distributions, real checkpoints.
 
 Everything slow here is session-scoped and built once: the snapshot (a git repository of the
 working tree, committed once, so that pre-commit and pip see the current files, committed or
@@ -8,58 +8,12 @@ not), the sdist and wheel (``python -m build``), the checkpoints.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
-import venv
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-EVIL = b"cos\nsystem\n(S'id'\ntR."
-
-
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-        check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run a command; on an unexpected status, fail with its output."""
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
-                    f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without this suite's own switches (core choice, debug)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CKPTAUDIT_", "PYTEST_"))}
-    env.update(extra)
-    return env
-
-
-def make_venv(path: Path, *, with_pip: bool = True) -> Path:
-    """A fresh virtual environment (no system site-packages); returns its python."""
-    venv.EnvBuilder(with_pip=with_pip, clear=True).create(path)
-    return path / "bin" / "python"
-
-
-def distributions(python: Path) -> set[str]:
-    """Names of the distributions installed in the environment of ``python``."""
-    code = ("import importlib.metadata as m; "
-            "import re; print('\\n'.join(sorted({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower() "
-            "for d in m.distributions()})))")
-    return set(run([python, "-c", code]).stdout.split())
-
-
-@dataclass(frozen=True)
-class Dist:
-    """The built distributions."""
-
-    sdist: Path
-    wheel: Path
+from integration_helpers import EVIL, REPO, Dist, clean_env, run
 
 
 @pytest.fixture(scope="session")

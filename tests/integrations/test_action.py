@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, clean_env, distributions, make_venv, run
+from integration_helpers import REPO, clean_env, distributions, make_venv, run
 
 yaml = pytest.importorskip("yaml")
 torch = pytest.importorskip("torch")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import EVIL, clean_env
+from integration_helpers import EVIL, clean_env
 
 NOTE = "the compiled core is not built"
 

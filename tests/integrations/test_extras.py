@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Dist, clean_env, distributions, make_venv, run
+from integration_helpers import Dist, clean_env, distributions, make_venv, run
 
 pytestmark = pytest.mark.extras
 

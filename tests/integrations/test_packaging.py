@@ -11,7 +11,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from conftest import Dist, clean_env, distributions, make_venv, run
+from integration_helpers import Dist, clean_env, distributions, make_venv, run
 
 import ckptaudit
 

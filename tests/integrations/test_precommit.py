@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, clean_env, run
+from integration_helpers import REPO, clean_env, run
 
 from ckptaudit.audit import CHECKPOINT_SUFFIXES
 

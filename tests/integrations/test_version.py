@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from integration_helpers import REPO
 
 import ckptaudit
 from ckptaudit._version import __version__
