@@ -5,9 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := build/demo
 
-.PHONY: demo test lint typecheck unit sanitize compat clean policy
+.PHONY: demo test lint typecheck unit integration extras sanitize compat clean policy
 
-$(STAMP): pyproject.toml setup.py requirements-dev.txt $(wildcard src/ckptaudit/pickle/*.[ch])
+$(STAMP): pyproject.toml setup.py requirements-dev.txt $(wildcard src/ckptaudit/pickle/*.[ch]) \
+          src/ckptaudit/_version.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -36,6 +37,15 @@ unit: $(STAMP)
 	CKPTAUDIT_REQUIRE_COMPILED=1 $(PY) -m pytest -q
 	CKPTAUDIT_PURE_PYTHON=1 $(PY) -m pytest -q
 
+# Tests that drive the real tools (build, twine, pip into fresh venvs, pre-commit) in temp
+# dirs: about a minute and a half, so they run once here, not in both core runs above.
+integration: $(STAMP)
+	$(PY) -m pytest -q -m integration tests/integrations
+
+# Each extra installed alone in a fresh venv ([torch] pinned to 2.13.0): minutes; not in test.
+extras: $(STAMP)
+	$(PY) -m pytest -q -m extras tests/integrations
+
 # The compiled core again, built with AddressSanitizer/UBSan, on hostile and mutated input.
 sanitize: $(STAMP)
 	PY=$(PY) tools/sanitize.sh
@@ -44,7 +54,7 @@ sanitize: $(STAMP)
 compat: $(STAMP)
 	tools/other_pythons.sh
 
-test: lint typecheck unit sanitize compat
+test: lint typecheck unit integration sanitize compat
 
 # Regenerate the torch policy table from the installed torch (see tools/gen_policy.py).
 policy: $(STAMP)

@@ -34,7 +34,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "migrate": frozenset(
         {"audit", "checks", "discovery", "formats", "pickle", "policy", "structure"}
     ),
-    "testing": frozenset({"audit", "policy", "pickle", "checks"}),
+    "testing": frozenset({"audit", "checks", "formats", "pickle", "policy", "report"}),
 }
 """Component -> the components it may import (besides the foundation and itself). The entry
 points (``__init__``, ``__main__``, ``cli``) may import anything and are imported by nothing

@@ -104,7 +104,11 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Checkpoint forensics: what stands between a PyTorch checkpoint and "
         "torch.load(weights_only=True), found without executing the file.",
     )
-    parser.add_argument("--version", action="version", version=f"ckptaudit {__version__}")
+    from ckptaudit.pickle.native import backend
+
+    parser.add_argument(
+        "--version", action="version", version=f"ckptaudit {__version__} ({backend()} core)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     audit = sub.add_parser("audit", help="audit checkpoint files or directories")
@@ -147,6 +151,11 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SCHEDULER_ADDRESS",
         help="audit on the workers of an existing Dask cluster (e.g. tcp://host:8786) "
         "instead of local processes; needs ckptaudit[dask]",
+    )
+    audit.add_argument(
+        "--revision",
+        metavar="REV",
+        help="read hf:// URLs at this branch, tag or commit (default: main)",
     )
     _add_policy_options(audit)
 
@@ -201,6 +210,19 @@ def _emit(text: str, output: str | None, markup: bool) -> None:
         sys.stdout.write(text)
 
 
+def _core_notice() -> None:
+    """Say once per run, on stderr, that the pure-Python core runs because none was built."""
+    from ckptaudit.pickle import native
+
+    if not os.environ.get("CKPTAUDIT_PURE_PYTHON") and native.backend() == "python":
+        print(
+            "ckptaudit: note: the compiled core is not built (no C compiler when ckptaudit was "
+            "installed?); the pure-Python core runs, with the same results, 4-6x slower. "
+            "CKPTAUDIT_PURE_PYTHON=1 chooses it and silences this note.",
+            file=sys.stderr,
+        )
+
+
 def _exit_code(statuses: Iterable[Status], fail_on: FailOn) -> int:
     seen = set(statuses)
     if seen & fail_on.failing:
@@ -215,8 +237,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from ckptaudit.runner import audit_paths
 
     policy = _policy(args)
+    _core_notice()
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.revision is not None:
+        from ckptaudit.formats.hub import paths_at_revision
+
+        args.paths = paths_at_revision(args.paths, args.revision)
     progress = not args.no_progress and sys.stderr.isatty()
     if args.format is OutputFormat.JSONL:
         return _stream_jsonl(args, policy, progress)
@@ -261,6 +288,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ckptaudit.runner import audit_paths
 
     policy = _policy(args)
+    _core_notice()
     reports = audit_paths(args.paths, policy=policy, jobs=1, progress=False)
     if not reports:
         raise UsageError("no checkpoint files found under the given paths")

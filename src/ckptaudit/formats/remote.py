@@ -74,6 +74,11 @@ def _transient(exc: BaseException) -> bool:
     """Worth retrying: network trouble, not a missing object or a refusal."""
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, ValueError)):
         return False
+    # huggingface_hub's errors are OSErrors carrying the HTTP response: a 4xx other than a
+    # timeout or rate limit (missing repo, revision, file; refused token) will not change.
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return False
     return isinstance(exc, (OSError, TimeoutError)) or type(exc).__module__.startswith(
         ("aiohttp", "botocore", "aiobotocore")
     )

@@ -28,6 +28,8 @@ class OutputFormat(TextEnum):
     """The findings document: summary table, conversions, recommended changes."""
     SARIF = "sarif"
     """SARIF 2.1.0 for code-scanning dashboards."""
+    GITHUB = "github"
+    """GitHub Actions workflow commands: one annotation per file."""
 
 
 def render(
@@ -55,5 +57,9 @@ def render(
             from ckptaudit.report.sarif import render_sarif
 
             return render_sarif(reports, policy)
+        case OutputFormat.GITHUB:
+            from ckptaudit.report.github import render_github
+
+            return render_github(reports, policy)
         case _:
             assert_never(fmt)
