@@ -123,7 +123,7 @@ def test_sarif_output_is_valid_against_the_schema(files: dict[str, Path], tmp_pa
     out = tmp_path / "r.sarif"
     main(["audit", str(files["deque"]), str(files["evil"]), "--format", "sarif", "-o", str(out)])
     doc = json.loads(out.read_text())
-    schema_path = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+    schema_path = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
     if not schema_path.exists():
         pytest.skip("shared SARIF schema not present")
     jsonschema.validate(doc, json.loads(schema_path.read_text()))

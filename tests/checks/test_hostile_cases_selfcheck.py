@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # Snapshot taken before the catalogue is imported (pytest's own imports included).
 _PRELOADED: frozenset[str] = frozenset(sys.modules)
 
 import hostile_cases as hc  # noqa: E402
 
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = Path(__file__).resolve().parents[1]
 SLUG = re.compile(r"^[a-z0-9_]+$")
 REFERENCE = re.compile(
     r"CVE-\d{4}-\d+|GHSA-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}|technique:|PR #\d+|issue #\d+"
