@@ -10,13 +10,11 @@ import argparse
 import collections
 import datetime
 import decimal
-import importlib
 import io
 import pathlib
 import pickle
 import types
 import uuid
-import warnings
 import zoneinfo
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +23,7 @@ import numpy as np
 import oracle_types as ot
 import pytest
 import torch
+from support.loaders import resolve_name, save, torch_loads
 from torch import nn
 
 import ckptaudit
@@ -149,45 +148,6 @@ PROTOCOLS = (2, 3, 4, 5)
 SHORT_LIST = ("clean_state_dict", "dataclass", "deque", "enum", "optimizer_state")
 
 
-def _save(obj: Any, path: pathlib.Path, **kwargs: Any) -> pathlib.Path:
-    torch.save(obj, path, **kwargs)
-    return path
-
-
-def _torch_loads(path: pathlib.Path, safe: list[Any] | None = None) -> tuple[bool, str]:
-    # A warning inside torch.load (deprecations) is not a failure to load: ignore them here
-    # although the suite turns warnings into errors.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _torch_loads_quietly(path, safe)
-
-
-def _torch_loads_quietly(path: pathlib.Path, safe: list[Any] | None) -> tuple[bool, str]:
-    try:
-        if safe:
-            with torch.serialization.safe_globals(safe):
-                torch.load(path, weights_only=True)
-        else:
-            torch.load(path, weights_only=True)
-    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, ...)
-        return False, f"{type(exc).__name__}: {exc}"
-    return True, ""
-
-
-def _resolve(name: str) -> Any:
-    """Import a global named in one of OUR fixtures (never in an untrusted file)."""
-    parts = name.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise LookupError(name)
-
-
 def _cases() -> list[tuple[str, int, bool]]:
     out = [(name, 2, False) for name in CASES]
     out += [(name, p, False) for name in SHORT_LIST for p in PROTOCOLS if p != 2]
@@ -199,14 +159,14 @@ def _cases() -> list[tuple[str, int, bool]]:
 def test_verdict_matches_torch(
     tmp_path: pathlib.Path, case: str, protocol: int, legacy: bool
 ) -> None:
-    path = _save(
+    path = save(
         CASES[case](),
         tmp_path / f"{case}.pt",
         pickle_protocol=protocol,
         _use_new_zipfile_serialization=not legacy,
     )
     report = ckptaudit.audit_file(path)
-    loads, error = _torch_loads(path)
+    loads, error = torch_loads(path)
     assert report.status is not Status.ERROR, report.error
     assert report.weights_only_compatible == loads, (error, report.findings)
     assert report.status in (Status.COMPATIBLE if loads else Status.INCOMPATIBLE, Status.DANGEROUS)
@@ -229,14 +189,14 @@ def test_verdict_matches_torch(
 def test_allowlisting_the_unsafe_globals_matches_torch(tmp_path: pathlib.Path, case: str) -> None:
     """Allowlist exactly what ckptaudit lists, in ckptaudit and in torch: same verdict, and
     the remedy says in advance whether allowlisting is enough."""
-    path = _save(CASES[case](), tmp_path / f"{case}.pt")
+    path = save(CASES[case](), tmp_path / f"{case}.pt")
     report = ckptaudit.audit_file(path)
     if report.weights_only_compatible or not report.unsafe_globals:
         pytest.skip("nothing to allowlist")
     names = list(report.unsafe_globals)
     policy = ckptaudit.load_policy().with_allowed(names)
     allowed_report = ckptaudit.audit_file(path, policy=policy)
-    loads, error = _torch_loads(path, [_resolve(n) for n in names])
+    loads, error = torch_loads(path, [resolve_name(n) for n in names])
     assert allowed_report.weights_only_compatible == loads, (error, allowed_report.findings)
     needs_convert = any(f.remedy is Remedy.CONVERT for f in report.findings)
     if "builtins.getattr" in names:
@@ -249,33 +209,33 @@ def test_allowlisting_the_unsafe_globals_matches_torch(tmp_path: pathlib.Path, c
 def test_audit_object_matches_audit_of_saved_file(tmp_path: pathlib.Path) -> None:
     obj = {"config": ot.Config(), "weights": _linear()}
     from_object = ckptaudit.audit_object(obj)
-    from_file = ckptaudit.audit_file(_save(obj, tmp_path / "x.pt"))
+    from_file = ckptaudit.audit_file(save(obj, tmp_path / "x.pt"))
     assert from_object.unsafe_globals == from_file.unsafe_globals == ("oracle_types.Config",)
     assert [f.paths for f in from_object.findings] == [f.paths for f in from_file.findings]
 
 
 def test_protocol_4_is_resave(tmp_path: pathlib.Path) -> None:
-    path = _save(_linear(), tmp_path / "p4.pt", pickle_protocol=4)
+    path = save(_linear(), tmp_path / "p4.pt", pickle_protocol=4)
     report = ckptaudit.audit_file(path)
     opcode_findings = [f for f in report.findings if f.rule == "CKA204"]
     assert opcode_findings and all(f.remedy is Remedy.RESAVE for f in opcode_findings)
     assert report.predicted_error is not None
     assert report.predicted_error.startswith("Unsupported operand")
-    _, error = _torch_loads(path)
+    _, error = torch_loads(path)
     assert report.predicted_error in error
 
 
 def test_predicted_error_is_torchs_first_error(tmp_path: pathlib.Path) -> None:
     for case in ("dataclass", "deque", "datetime_naive", "whole_module"):
-        path = _save(CASES[case](), tmp_path / f"{case}.pt")
+        path = save(CASES[case](), tmp_path / f"{case}.pt")
         report = ckptaudit.audit_file(path)
-        _, error = _torch_loads(path)
+        _, error = torch_loads(path)
         assert report.predicted_error is not None
         assert report.predicted_error in error, (report.predicted_error, error)
 
 
 def test_legacy_format_reads_all_five_pickles(tmp_path: pathlib.Path) -> None:
-    path = _save(
+    path = save(
         {"config": ot.Config(), "w": _linear()},
         tmp_path / "legacy.pt",
         _use_new_zipfile_serialization=False,
@@ -293,12 +253,12 @@ def test_plain_pickle_is_not_loadable_by_torch(tmp_path: pathlib.Path) -> None:
     report = ckptaudit.audit_file(path)
     assert report.format == "pickle"
     assert report.weights_only_compatible is False
-    assert _torch_loads(path)[0] is False
+    assert torch_loads(path)[0] is False
 
 
 def test_tensor_bytes_are_never_read(tmp_path: pathlib.Path) -> None:
     big = {"w": torch.zeros(4 * 1024 * 1024)}  # 16 MiB of storage
-    path = _save(big, tmp_path / "big.pt")
+    path = save(big, tmp_path / "big.pt")
     report = ckptaudit.audit_file(path)
     assert report.weights_only_compatible
     assert report.stats.tensor_bytes == 16 * 1024 * 1024
@@ -306,7 +266,7 @@ def test_tensor_bytes_are_never_read(tmp_path: pathlib.Path) -> None:
 
 
 def test_bytes_api_equals_file_api(tmp_path: pathlib.Path) -> None:
-    path = _save({"d": collections.deque([1])}, tmp_path / "d.pt")
+    path = save({"d": collections.deque([1])}, tmp_path / "d.pt")
     a = ckptaudit.audit_file(path)
     b = ckptaudit.audit_bytes(path.read_bytes())
     assert (a.status, a.unsafe_globals) == (b.status, b.unsafe_globals)

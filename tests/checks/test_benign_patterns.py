@@ -3,13 +3,25 @@ arguments stay dangerous."""
 
 from __future__ import annotations
 
+import argparse
+import collections
 import collections.abc
 import datetime
+import enum
+import http
 import pickle
+import re
+import socket
+import types
 import typing
 import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import torch
+from support.loaders import audit_against_torch, saved_bytes
+from torch import nn
 
 import ckptaudit
 from ckptaudit.findings import Remedy, Severity, Status
@@ -121,3 +133,81 @@ def test_native_nn_ops_held_by_modules_are_not_dangerous() -> None:
     # ... while torch._C itself stays catalogued (JIT import, file loading).
     jit = ckptaudit.audit_bytes(b"\x80\x02ctorch._C\nimport_ir_module\nX\x01\x00\x00\x00x\x85R.")
     assert jit.status is Status.DANGEROUS
+
+
+# --------------------------------------------------------------------------- 8. look-alikes
+# Files of the red-team campaigns' kind that are benign (closed in d413eec, 55da442, cde38f1).
+
+
+class _ActivationModule(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+        self.act = torch.nn.functional.relu
+
+
+BENIGN_LOOKALIKES = [
+    pytest.param(lambda: saved_bytes({"args": argparse.Namespace(lr=0.1, name="x"),
+                                      "ns": types.SimpleNamespace(a=1)}),
+                 Status.INCOMPATIBLE, id="namespace-configs"),
+    pytest.param(lambda: pickle.dumps({"s": {1, 2}, "d": collections.deque([1, 2], maxlen=5),
+                                       "f": frozenset({3})}, protocol=4),
+                 Status.INCOMPATIBLE, id="protocol4-set-deque-frozenset"),
+    pytest.param(lambda: saved_bytes({"w": torch.arange(4.0), "sd": nn.Linear(2, 2).state_dict()}),
+                 Status.COMPATIBLE, id="plain-state-dict"),
+    # relu is a plain function torch's allowlist lacks: not-allowlisted (CKA201), not dangerous.
+    pytest.param(lambda: saved_bytes(_ActivationModule()), Status.INCOMPATIBLE,
+                 id="whole-module-with-function-attribute"),
+]
+
+
+@pytest.mark.parametrize(("make", "status"), BENIGN_LOOKALIKES)
+def test_benign_lookalike_is_not_dangerous(
+    tmp_path: Path, make: Callable[[], bytes], status: Status
+) -> None:
+    path, report = audit_against_torch(tmp_path, make(), "model.pt")
+    assert report.status is status, report.findings
+    if path.read_bytes().startswith(b"PK"):  # torch's own list of what an allowlist needs
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        assert sorted(report.unsafe_globals) == sorted(unsafe)
+
+
+class UserColor(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+class _PrivateColor(enum.Enum):
+    GREEN = 1
+
+
+class UserOrderedDict(collections.OrderedDict):
+    pass
+
+
+ENUM_LOOKALIKES = [
+    pytest.param(value, proto, id=f"{label}-protocol{proto}")
+    for label, value in [("re.RegexFlag", re.RegexFlag(2)), ("http.HTTPStatus", http.HTTPStatus(200)),
+                         ("socket.AddressFamily", socket.AddressFamily(2)),
+                         ("user-enum", UserColor.BLUE),
+                         ("user-private-enum", _PrivateColor.GREEN),
+                         ("user-ordereddict-subclass", UserOrderedDict(a=1, b=[2]))]
+    for proto in (2, 4)
+]
+
+
+@pytest.mark.parametrize(("value", "proto"), ENUM_LOOKALIKES)
+def test_round2_enum_and_mapping_lookalikes_stay_not_dangerous(
+    tmp_path: Path, value: object, proto: int
+) -> None:
+    data = pickle.dumps(value, protocol=proto)
+    assert pickle.loads(data) == value
+    _, report = audit_against_torch(tmp_path, data, "model.pkl")
+    assert report.status is Status.INCOMPATIBLE, report.findings
+
+
+def test_round5_user_enum_lookup_stays_not_dangerous() -> None:
+    """The trade-off kept: a CamelCase class of the user's code called with one literal is
+    an Enum lookup (checkpoints are full of them), so it is only not allowlisted."""
+    report = ckptaudit.audit_bytes(b"cmymod\nStage\nK\x02\x85R.")
+    assert report.status is Status.INCOMPATIBLE, report.findings

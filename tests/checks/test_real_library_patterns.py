@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hostile_cases import (
+from support.containers import torch_zip, zip_of
+from support.loaders import resolve_name, save, torch_loads
+from support.opcodes import (
     build,
     empty_dict,
     empty_tuple,
@@ -27,10 +29,8 @@ from hostile_cases import (
     reduce,
     ref,
     setitems,
-    torch_zip,
     wrap,
 )
-from test_oracle import _resolve, _save, _torch_loads
 
 import ckptaudit
 from ckptaudit.findings import Remedy, Severity, Status
@@ -57,7 +57,7 @@ def _agree_with_torch_when_allowlisting(path: pathlib.Path, names: list[str]) ->
     """Allowlist ``names`` in ckptaudit and in torch; assert the verdicts agree."""
     policy = ckptaudit.load_policy().with_allowed(names)
     report = ckptaudit.audit_file(path, policy=policy)
-    loads, error = _torch_loads(path, [(_resolve(n), n) for n in names])
+    loads, error = torch_loads(path, [(resolve_name(n), n) for n in names])
     assert report.weights_only_compatible == loads, (names, error, report.findings)
     if not loads:
         assert report.predicted_error is not None and report.predicted_error in error
@@ -77,9 +77,9 @@ NUMPY_RANDOM: dict[str, Callable[[], Any]] = {
 
 @pytest.mark.parametrize("case", sorted(NUMPY_RANDOM))
 def test_numpy_random_objects_allowlist_matches_torch(tmp_path: pathlib.Path, case: str) -> None:
-    path = _save({"rs": NUMPY_RANDOM[case]()}, tmp_path / f"{case}.pt")
+    path = save({"rs": NUMPY_RANDOM[case]()}, tmp_path / f"{case}.pt")
     report = ckptaudit.audit_file(path)
-    loads, error = _torch_loads(path)
+    loads, error = torch_loads(path)
     assert report.weights_only_compatible == loads is False, error
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
     names = list(report.unsafe_globals)
@@ -90,7 +90,7 @@ def test_numpy_random_objects_allowlist_matches_torch(tmp_path: pathlib.Path, ca
 
 
 def test_random_state_lists_the_type_build_needs(tmp_path: pathlib.Path) -> None:
-    path = _save({"rs": np.random.RandomState(0)}, tmp_path / "rs.pt")
+    path = save({"rs": np.random.RandomState(0)}, tmp_path / "rs.pt")
     report = ckptaudit.audit_file(path)
     assert "numpy.random.mtrand.RandomState" in report.unsafe_globals
     build_types = {f.global_name for f in report.findings if f.opcode == "BUILD"}
@@ -141,9 +141,9 @@ TORCH_OPS: dict[str, Callable[[], Any]] = {
 def test_torch_operators_kept_as_values_are_not_dangerous(
     tmp_path: pathlib.Path, case: str
 ) -> None:
-    path = _save(TORCH_OPS[case](), tmp_path / f"{case}.pt")
+    path = save(TORCH_OPS[case](), tmp_path / f"{case}.pt")
     report = ckptaudit.audit_file(path)
-    loads, error = _torch_loads(path)
+    loads, error = torch_loads(path)
     assert report.weights_only_compatible == loads is False, error
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
     assert _agree_with_torch_when_allowlisting(path, list(report.unsafe_globals))
@@ -204,7 +204,7 @@ def test_torch_operators_by_dotted_name_as_data_are_not_dangerous(name: str) -> 
 
 
 def test_file_operator_kept_as_value_is_dangerous(tmp_path: pathlib.Path) -> None:
-    path = _save({"fn": torch.from_file}, tmp_path / "from_file.pt")
+    path = save({"fn": torch.from_file}, tmp_path / "from_file.pt")
     assert ckptaudit.audit_file(path).status is Status.DANGEROUS
 
 
@@ -237,9 +237,9 @@ MAPPINGS: dict[str, Callable[[], Any]] = {
 def test_ordered_dict_subclasses_are_incompatible_not_dangerous(
     tmp_path: pathlib.Path, case: str
 ) -> None:
-    path = _save(MAPPINGS[case](), tmp_path / f"{case}.pt")
+    path = save(MAPPINGS[case](), tmp_path / f"{case}.pt")
     report = ckptaudit.audit_file(path)
-    loads, error = _torch_loads(path)
+    loads, error = torch_loads(path)
     assert report.weights_only_compatible == loads is False, error
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
     # torch sets items only on dict, OrderedDict and Counter: allowlisting cannot work.
@@ -288,11 +288,11 @@ def test_mapping_subclass_with_attribute_state_is_not_dangerous() -> None:
 
 def test_bound_method_of_a_saved_object_is_not_dangerous(tmp_path: pathlib.Path) -> None:
     """LazyLinear keeps a bound method; Python pickles it as getattr(<the module>, 'name')."""
-    path = _save(torch.nn.LazyLinear(3), tmp_path / "lazy.pt")
+    path = save(torch.nn.LazyLinear(3), tmp_path / "lazy.pt")
     report = ckptaudit.audit_file(path)
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
     assert "builtins.getattr" in report.unsafe_globals
-    assert not _torch_loads(path, [])[0]
+    assert not torch_loads(path, [])[0]
 
 
 def test_bound_method_called_by_the_file_stays_dangerous() -> None:
@@ -322,31 +322,20 @@ def test_library_data_rebuilders_are_not_dangerous(
     assert f"{module}.{name}" in report.unsafe_globals
 
 
-def _zip_of(members: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for name, body in members.items():
-            archive.writestr(name, body)
-    return buffer.getvalue()
-
-
 def test_stable_baselines_layout_is_incompatible_and_its_torch_files_are_audited(
     tmp_path: pathlib.Path,
 ) -> None:
     """A Stable-Baselines3 model: a zip of a JSON `data` and torch.save files, no top folder."""
-    policy_path = _save({"w": torch.zeros(2)}, tmp_path / "policy.pth")
-    good = _zip_of({"data": b"{}", "policy.pth": policy_path.read_bytes()})
+    policy_path = save({"w": torch.zeros(2)}, tmp_path / "policy.pth")
+    good = zip_of({"data": b"{}", "policy.pth": policy_path.read_bytes()})
     path = tmp_path / "model.zip"
     path.write_bytes(good)
     report = ckptaudit.audit_file(path)
     assert report.status is Status.INCOMPATIBLE, report.findings
     assert "CKA103" in {f.rule for f in report.findings}
-    assert not _torch_loads(path, [])[0]
+    assert not torch_loads(path, [])[0]
     # The same layout with a payload in the inner torch file's data.pkl.
     hostile = torch_zip(_p4(ref("os", "system", 4) + lit(("true",), 4) + reduce()))
-    path.write_bytes(_zip_of({"data": b"{}", "policy.pth": hostile}))
+    path.write_bytes(zip_of({"data": b"{}", "policy.pth": hostile}))
     report = ckptaudit.audit_file(path)
     assert report.status is Status.DANGEROUS, report.findings
