@@ -261,7 +261,7 @@ def test_many_small_pickles_in_a_legacy_tar_storages_member() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Second round: a million one-byte objects (cde38f1)
+# A million one-byte objects (second red-team campaign, cde38f1)
 
 
 def test_a_million_empty_dicts_in_a_list() -> None:

@@ -3,46 +3,21 @@ arguments stay dangerous."""
 
 from __future__ import annotations
 
-import argparse
-import collections
-import collections.abc
-import datetime
-import enum
-import http
 import pickle
-import re
-import socket
-import types
-import typing
-import zoneinfo
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from support.loaders import audit_against_torch, saved_bytes
-from torch import nn
+from support.loaders import audit_against_torch
+from support.lookalikes import LOOKALIKES, Lookalike, family, named
 
 import ckptaudit
 from ckptaudit.findings import Remedy, Severity, Status
 
-TYPING_VALUES = {
-    "Dict[str, Any]": typing.Dict[str, typing.Any],  # noqa: UP006 - the pickled form is the point
-    "Optional[int]": typing.Optional[int],  # noqa: UP045
-    "List[Tuple[int, str]]": typing.List[typing.Tuple[int, str]],  # noqa: UP006
-    "list[int]": list[int],
-    "dict[str, list[int]]": dict[str, list[int]],
-    "int | str": int | str,
-    "Callable[[int], str]": typing.Callable[[int], str],
-    "Mapping[str, int]": collections.abc.Mapping[str, int],
-    "Literal": typing.Literal["a", 1],
-}
 
-
-@pytest.mark.parametrize("protocol", [2, 4])
-@pytest.mark.parametrize("name", sorted(TYPING_VALUES))
-def test_typing_constructs_are_not_dangerous(name: str, protocol: int) -> None:
-    report = ckptaudit.audit_bytes(pickle.dumps({"t": TYPING_VALUES[name]}, protocol=protocol))
+@pytest.mark.parametrize("lookalike", family("typing"))
+def test_typing_constructs_are_not_dangerous(lookalike: Lookalike) -> None:
+    report = ckptaudit.audit_bytes(lookalike.make())
     assert report.status is Status.INCOMPATIBLE, report.findings
     catalogued = {"_operator.getitem", "_operator.or_", "types.GenericAlias", "builtins.type",
                   "functools.reduce", "_functools.reduce"}
@@ -52,8 +27,7 @@ def test_typing_constructs_are_not_dangerous(name: str, protocol: int) -> None:
 
 
 def test_timezone_aware_datetime_is_not_dangerous() -> None:
-    value = datetime.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
-    report = ckptaudit.audit_bytes(pickle.dumps({"t": value}, protocol=2))
+    report = ckptaudit.audit_bytes(named("timezone-aware-datetime").make())
     assert report.status is Status.INCOMPATIBLE
     getattr_finding = [f for f in report.findings if f.global_name == "builtins.getattr"]
     assert getattr_finding and getattr_finding[0].remedy is Remedy.CONVERT
@@ -100,21 +74,9 @@ def test_common_stdlib_and_torch_values_are_not_dangerous(tmp_path) -> None:  # 
     ]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        b"pandas._libs.internals\n_unpickle_block",
-        b"pandas.core.indexes.base\n_new_Index",
-        b"pandas._libs.tslibs.timestamps\n_unpickle_timestamp",
-        b"pandas._libs.tslibs.timedeltas\n_timedelta_unpickle",
-        b"pandas._libs.tslibs.offsets\nDay",
-        b"sklearn.tree._tree\nTree",
-    ],
-)
-def test_library_reconstructors_are_not_dangerous(name: bytes) -> None:
-    # The shape pandas and sklearn write: a reconstructor called with plain arguments.
-    stream = b"\x80\x02c" + name + b"\nK\x01K\x02\x86R."
-    report = ckptaudit.audit_bytes(stream)
+@pytest.mark.parametrize("lookalike", family("library-reconstructor"))
+def test_library_reconstructors_are_not_dangerous(lookalike: Lookalike) -> None:
+    report = ckptaudit.audit_bytes(lookalike.make())
     assert report.status is not Status.DANGEROUS, report.findings
 
 
@@ -126,88 +88,45 @@ def test_dangerous_pandas_functions_stay_dangerous(name: bytes) -> None:
 
 
 def test_native_nn_ops_held_by_modules_are_not_dangerous() -> None:
-    # A whole Hugging Face model keeps torch._C._nn.gelu as an attribute (not called).
-    stream = b"\x80\x02}X\x03\x00\x00\x00actctorch._C._nn\ngelu\ns."
-    report = ckptaudit.audit_bytes(stream)
+    report = ckptaudit.audit_bytes(named("native-nn-op-as-attribute").make())
     assert report.status is Status.INCOMPATIBLE
     # ... while torch._C itself stays catalogued (JIT import, file loading).
     jit = ckptaudit.audit_bytes(b"\x80\x02ctorch._C\nimport_ir_module\nX\x01\x00\x00\x00x\x85R.")
     assert jit.status is Status.DANGEROUS
 
 
-# --------------------------------------------------------------------------- 8. look-alikes
+# --------------------------------------------------------------------------- look-alikes
 # Files of the red-team campaigns' kind that are benign (closed in d413eec, 55da442, cde38f1).
 
 
-class _ActivationModule(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(2, 2)
-        self.act = torch.nn.functional.relu
-
-
-BENIGN_LOOKALIKES = [
-    pytest.param(lambda: saved_bytes({"args": argparse.Namespace(lr=0.1, name="x"),
-                                      "ns": types.SimpleNamespace(a=1)}),
-                 Status.INCOMPATIBLE, id="namespace-configs"),
-    pytest.param(lambda: pickle.dumps({"s": {1, 2}, "d": collections.deque([1, 2], maxlen=5),
-                                       "f": frozenset({3})}, protocol=4),
-                 Status.INCOMPATIBLE, id="protocol4-set-deque-frozenset"),
-    pytest.param(lambda: saved_bytes({"w": torch.arange(4.0), "sd": nn.Linear(2, 2).state_dict()}),
-                 Status.COMPATIBLE, id="plain-state-dict"),
-    # relu is a plain function torch's allowlist lacks: not-allowlisted (CKA201), not dangerous.
-    pytest.param(lambda: saved_bytes(_ActivationModule()), Status.INCOMPATIBLE,
-                 id="whole-module-with-function-attribute"),
-]
-
-
-@pytest.mark.parametrize(("make", "status"), BENIGN_LOOKALIKES)
-def test_benign_lookalike_is_not_dangerous(
-    tmp_path: Path, make: Callable[[], bytes], status: Status
-) -> None:
-    path, report = audit_against_torch(tmp_path, make(), "model.pt")
-    assert report.status is status, report.findings
+@pytest.mark.parametrize("lookalike", family("torch-saved"))
+def test_benign_lookalike_is_not_dangerous(tmp_path: Path, lookalike: Lookalike) -> None:
+    path, report = audit_against_torch(tmp_path, lookalike.make(), lookalike.filename)
+    assert report.status is Status(lookalike.expect), report.findings
     if path.read_bytes().startswith(b"PK"):  # torch's own list of what an allowlist needs
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         assert sorted(report.unsafe_globals) == sorted(unsafe)
 
 
-class UserColor(enum.Enum):
-    RED = 1
-    BLUE = 2
-
-
-class _PrivateColor(enum.Enum):
-    GREEN = 1
-
-
-class UserOrderedDict(collections.OrderedDict):
-    pass
-
-
-ENUM_LOOKALIKES = [
-    pytest.param(value, proto, id=f"{label}-protocol{proto}")
-    for label, value in [("re.RegexFlag", re.RegexFlag(2)), ("http.HTTPStatus", http.HTTPStatus(200)),
-                         ("socket.AddressFamily", socket.AddressFamily(2)),
-                         ("user-enum", UserColor.BLUE),
-                         ("user-private-enum", _PrivateColor.GREEN),
-                         ("user-ordereddict-subclass", UserOrderedDict(a=1, b=[2]))]
-    for proto in (2, 4)
-]
-
-
-@pytest.mark.parametrize(("value", "proto"), ENUM_LOOKALIKES)
-def test_round2_enum_and_mapping_lookalikes_stay_not_dangerous(
-    tmp_path: Path, value: object, proto: int
+@pytest.mark.parametrize("lookalike", family("enum-and-mapping"))
+def test_enum_and_mapping_lookalikes_stay_not_dangerous(
+    tmp_path: Path, lookalike: Lookalike
 ) -> None:
-    data = pickle.dumps(value, protocol=proto)
-    assert pickle.loads(data) == value
-    _, report = audit_against_torch(tmp_path, data, "model.pkl")
+    data = lookalike.make()
+    assert lookalike.make_value is not None
+    assert pickle.loads(data) == lookalike.make_value()
+    _, report = audit_against_torch(tmp_path, data, lookalike.filename)
     assert report.status is Status.INCOMPATIBLE, report.findings
 
 
-def test_round5_user_enum_lookup_stays_not_dangerous() -> None:
+def test_user_enum_lookup_stays_not_dangerous() -> None:
     """The trade-off kept: a CamelCase class of the user's code called with one literal is
     an Enum lookup (checkpoints are full of them), so it is only not allowlisted."""
-    report = ckptaudit.audit_bytes(b"cmymod\nStage\nK\x02\x85R.")
+    report = ckptaudit.audit_bytes(named("user-enum-lookup").make())
     assert report.status is Status.INCOMPATIBLE, report.findings
+
+
+def test_lookalike_names_are_unique() -> None:
+    """The names are the test ids: one list, no two files under one name."""
+    names = [item.name for item in LOOKALIKES]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)

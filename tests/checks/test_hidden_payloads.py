@@ -26,7 +26,7 @@ from support.payloads import BENIGN, HOSTILE, RAN, TEXT_PAYLOAD
 import ckptaudit
 from ckptaudit.findings import Status
 
-# --------------------------------------------------------------------------- 6. hidden streams
+# --------------------------------------------------------------------------- hidden streams
 
 HIDDEN = [
     pytest.param(BENIGN + BENIGN + HOSTILE, "model.pkl", "pickle-loop",
@@ -53,7 +53,9 @@ def test_hidden_stream_is_audited(tmp_path: Path, data: bytes, filename: str, lo
     assert_dangerous_and_reached(tmp_path, data, filename, loader, RAN)
 
 
-# --------------------------------------------------------------------------- F. stream count
+# --------------------------------------------------------------------------- stream count
+# Many empty pickles before the payload: past a count a scanner stops reading (second
+# campaign); past ckptaudit's own cap the file is a limit error, never compatible.
 
 EMPTY_STREAMS = b"N." * 70
 
@@ -69,13 +71,13 @@ def _torch_saved_with_tail(tail: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def test_round2_payload_after_70_empty_streams(tmp_path: Path) -> None:
+def test_payload_after_70_empty_pickles_is_dangerous_and_runs(tmp_path: Path) -> None:
     data = BENIGN + EMPTY_STREAMS + HOSTILE
     assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle-loop", RAN,
                                  with_gadget_targets)
 
 
-def test_round2_payload_after_70_empty_streams_in_torch_data_pkl(tmp_path: Path) -> None:
+def test_payload_after_70_empty_pickles_in_data_pkl_is_dangerous_and_runs(tmp_path: Path) -> None:
     data = _torch_saved_with_tail(EMPTY_STREAMS + HOSTILE)
     report = assert_dangerous_and_reached(tmp_path, data, "model.pt", "data-pkl-loop", RAN,
                                           with_gadget_targets)
@@ -84,7 +86,7 @@ def test_round2_payload_after_70_empty_streams_in_torch_data_pkl(tmp_path: Path)
 
 @pytest.mark.parametrize("count", [10_001, 30_000])
 @pytest.mark.parametrize("where", ["plain", "torch-data-pkl"])
-def test_round2_payload_past_the_stream_cap(tmp_path: Path, count: int, where: str) -> None:
+def test_payload_past_the_pickle_count_cap_is_a_limit_finding(tmp_path: Path, count: int, where: str) -> None:
     tail = b"N." * count + HOSTILE
     data = BENIGN + tail if where == "plain" else _torch_saved_with_tail(tail)
     report = ckptaudit.audit_bytes(data, name="model.pt")
@@ -98,7 +100,9 @@ def test_round2_payload_past_the_stream_cap(tmp_path: Path, count: int, where: s
     assert any(RAN in c for c in payload_calls(path, loader, with_gadget_targets))
 
 
-# --------------------------------------------------------------------------- H. C-string arguments
+# --------------------------------------------------------------------------- C-string arguments
+# CPython parses a text argument as a C string: it ends at a NUL, and what follows the
+# line is the next opcode (second campaign).
 
 NUL_ARGUMENTS = [
     pytest.param(b"F1.5\x00junk\n0" + TEXT_PAYLOAD, id="float-nul-junk"),
@@ -108,5 +112,5 @@ NUL_ARGUMENTS = [
 
 
 @pytest.mark.parametrize("data", NUL_ARGUMENTS)
-def test_round2_text_argument_ending_at_nul(tmp_path: Path, data: bytes) -> None:
+def test_payload_after_a_text_argument_cut_at_nul_is_dangerous_and_runs(tmp_path: Path, data: bytes) -> None:
     assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle", RAN, with_gadget_targets)

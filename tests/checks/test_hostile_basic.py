@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.lookalikes import named
 
 import ckptaudit
 from ckptaudit.findings import Severity, Status
@@ -58,7 +59,7 @@ def test_unknown_callable_invoked_is_dangerous() -> None:
 
 
 def test_enum_shaped_call_is_not_dangerous() -> None:
-    report = ckptaudit.audit_bytes(b"\x80\x02cmylib.states\nStage\nK\x02\x85R.")
+    report = ckptaudit.audit_bytes(named("enum-shaped-call").make())
     assert report.status is Status.INCOMPATIBLE
     (finding,) = [f for f in report.findings if f.rule == "CKA201"]
     assert finding.kind.value == "enum"

@@ -19,6 +19,7 @@ import pytest
 import torch
 from support.containers import torch_zip, zip_of
 from support.loaders import resolve_name, save, torch_loads
+from support.lookalikes import Lookalike, as_data, family, named
 from support.opcodes import (
     build,
     empty_dict,
@@ -162,10 +163,6 @@ def _getattr(owner: str, attr: str) -> bytes:
     return ref("builtins", "getattr", 4) + ref("torch._C", owner, 4) + lit(attr, 4) + b"\x86" + reduce()
 
 
-def _as_data(value: bytes) -> bytes:
-    return _p4(empty_dict() + lit("fn", 4) + value + b"s")
-
-
 def _called(func: bytes, *args: Any) -> bytes:
     return _p4(func + lit(tuple(args), 4) + reduce())
 
@@ -179,11 +176,11 @@ def _called(func: bytes, *args: Any) -> bytes:
         (_called(_getattr("_VariableFunctionsClass", "tanh"), 1.0), "CKA302"),
         (_called(_getattr("TensorBase", "add"), 1.0, 2.0), "CKA302"),
         (_called(ref("torch._C._nn", "gelu", 4), 1.0), "CKA302"),
-        (_as_data(_dotted("_VariableFunctionsClass.from_file")), "CKA301"),
-        (_as_data(_dotted("_VariableFunctions._from_blob")), "CKA301"),
-        (_as_data(_dotted("TensorBase.apply_")), "CKA301"),
-        (_as_data(_dotted("_VariableFunctionsClass.tanh.__self__")), "CKA301"),
-        (_as_data(ref("torch._C", "import_ir_module", 4)), "CKA301"),
+        (as_data(_dotted("_VariableFunctionsClass.from_file")), "CKA301"),
+        (as_data(_dotted("_VariableFunctions._from_blob")), "CKA301"),
+        (as_data(_dotted("TensorBase.apply_")), "CKA301"),
+        (as_data(_dotted("_VariableFunctionsClass.tanh.__self__")), "CKA301"),
+        (as_data(ref("torch._C", "import_ir_module", 4)), "CKA301"),
     ],
 )
 def test_calls_of_torch_operators_and_file_operators_stay_dangerous(
@@ -194,12 +191,9 @@ def test_calls_of_torch_operators_and_file_operators_stay_dangerous(
     assert culprit in {f.rule for f in report.findings if f.severity is Severity.DANGEROUS}
 
 
-@pytest.mark.parametrize(
-    "name", ["_VariableFunctionsClass.tanh", "_VariableFunctions.add", "TensorBase.sum",
-             "_TensorBase.mul", "_nn.gelu", "_VariableFunctionsClass"]
-)
-def test_torch_operators_by_dotted_name_as_data_are_not_dangerous(name: str) -> None:
-    report = ckptaudit.audit_bytes(_as_data(_dotted(name)))
+@pytest.mark.parametrize("lookalike", family("torch-operator-as-data"))
+def test_torch_operators_by_dotted_name_as_data_are_not_dangerous(lookalike: Lookalike) -> None:
+    report = ckptaudit.audit_bytes(lookalike.make())
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
 
 
@@ -275,11 +269,7 @@ def test_zero_argument_calls_that_are_not_mapping_subclasses_stay_dangerous(
 
 
 def test_mapping_subclass_with_attribute_state_is_not_dangerous() -> None:
-    stream = _then_setitems(
-        global_("mylib.outputs", "FrozenDict") + empty_tuple() + reduce(),
-        state=lit({"_frozen": True}),
-    )
-    report = ckptaudit.audit_bytes(stream)
+    report = ckptaudit.audit_bytes(named("mapping-subclass-with-attribute-state").make())
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
 
 
@@ -304,22 +294,12 @@ def test_bound_method_called_by_the_file_stays_dangerous() -> None:
     assert "CKA302" in {f.rule for f in report.findings if f.severity is Severity.DANGEROUS}
 
 
-@pytest.mark.parametrize(
-    ("module", "name", "args"),
-    [
-        ("pyarrow.lib", "type_for_alias", ("large_string",)),
-        ("pyarrow.lib", "py_buffer", (b"ab",)),
-        ("pandas._libs.sparse", "IntIndex", (3, 1)),
-        ("mmengine.config.config", "ConfigDict", ()),
-    ],
-)
-def test_library_data_rebuilders_are_not_dangerous(
-    module: str, name: str, args: tuple[Any, ...]
-) -> None:
+@pytest.mark.parametrize("lookalike", family("library-data-rebuilder"))
+def test_library_data_rebuilders_are_not_dangerous(lookalike: Lookalike) -> None:
     """What pandas (with pyarrow), sparse Series and mmengine configs pickle through."""
-    report = ckptaudit.audit_bytes(_as_data(ref(module, name, 4) + lit(args, 4) + reduce()))
+    report = ckptaudit.audit_bytes(lookalike.make())
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
-    assert f"{module}.{name}" in report.unsafe_globals
+    assert lookalike.name in report.unsafe_globals
 
 
 def test_stable_baselines_layout_is_incompatible_and_its_torch_files_are_audited(

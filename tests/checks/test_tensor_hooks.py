@@ -43,7 +43,7 @@ def _with_backward_hooks(saved: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def test_round3_tensor_backward_hooks_run_at_backward(tmp_path: Path) -> None:
+def test_tensor_backward_hooks_are_dangerous_and_run_at_backward(tmp_path: Path) -> None:
     """Nothing runs at load; the hook runs when the victim calls .backward()."""
     data = _with_backward_hooks(saved_bytes({"w": torch.ones(4)}))
     path, report = audit_against_torch(tmp_path, data, "model.pt")
@@ -59,7 +59,7 @@ def test_round3_tensor_backward_hooks_run_at_backward(tmp_path: Path) -> None:
     assert any(REACHED in c for c in stub.log), stub.log
 
 
-def test_round3_saved_tensors_parameters_and_state_stay_compatible(tmp_path: Path) -> None:
+def test_saved_hooked_tensors_parameters_and_state_stay_compatible(tmp_path: Path) -> None:
     """torch.save writes empty backward_hooks, even for a tensor that has a hook."""
     hooked = torch.ones(3, requires_grad=True)
     hooked.register_hook(lambda grad: grad)
@@ -73,7 +73,7 @@ def test_round3_saved_tensors_parameters_and_state_stay_compatible(tmp_path: Pat
     assert report.status is Status.COMPATIBLE, report.findings
 
 
-def test_round3_whole_module_with_forward_hook_is_not_dangerous(tmp_path: Path) -> None:
+def test_whole_module_with_forward_hook_is_not_dangerous(tmp_path: Path) -> None:
     """A module saved whole keeps its forward hooks (a module-level function, by reference).
 
     Out of scope: ckptaudit does not flag module hook dicts as deferred calls (a hooked module

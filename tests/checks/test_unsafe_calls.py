@@ -34,7 +34,9 @@ from ckptaudit.findings import FileReport, Status
 
 OD = global_("collections", "OrderedDict")
 
-# --------------------------------------------------------------------------- 1. implicit calls
+# --------------------------------------------------------------------------- implicit calls
+# A method the file planted (append, extend, add, __setstate__, keys...) that the unpickler
+# or a constructor calls on its own (first campaign, d413eec).
 
 IMPLICIT_CALLS = [
     pytest.param(wrap(namespace(append=os_attr("system")) + unicode("true") + b"a"),
@@ -89,7 +91,7 @@ def test_build_on_module_monkeypatches_it(tmp_path: Path) -> None:
     assert stub.log == ["logging.os.system('true',)"]
 
 
-# --------------------------------------------------------------------------- 2. module aliases
+# --------------------------------------------------------------------------- module aliases
 
 
 @pytest.mark.parametrize(("module", "name"), [("logging", "os"), ("random", "_os")],
@@ -110,16 +112,11 @@ def test_stub_resolves_only_harmless_globals() -> None:
         assert isinstance(stub.loads(global_(module, name) + b"."), Recorder)
 
 
-# =========================================================================== Second round
-# The bypasses of the second red-team campaign (closed in 55da442 and cde38f1). The same
-# recording loaders; a few more harmless globals are resolved for real where the gadget needs
-# the real object (uuid.UUID calls replace(), a torch rebuild function calls setattr).
-
-
-def assert_dangerous_and_reached2(
-    tmp_path: Path, data: bytes, filename: str, loader: str, ran: str = REACHED
-) -> FileReport:
-    return assert_dangerous_and_reached(tmp_path, data, filename, loader, ran, with_gadget_targets)
+# --------------------------------------------------------------------------- planted methods
+# Methods the name list lacked, attribute names computed by a call, other writers of an
+# object's attributes, a callable instance planted as keys (second campaign, 55da442 and
+# cde38f1). The same recording loaders, with the objects the gadgets need resolved for real
+# (uuid.UUID calls replace(), a torch rebuild function calls setattr).
 
 
 def _meta_args() -> bytes:
@@ -140,7 +137,7 @@ HOOKED_MODULE = (
     + b"b"
 )
 
-PLANTED_ROUND2 = [
+PLANTED_METHODS = [
     # A. methods the name list lacked
     pytest.param(wrap(invoke(OD, namespace(items=PAYLOAD))), id="ordereddict-falls-back-to-items"),
     pytest.param(wrap(invoke(global_("uuid", "UUID"), namespace(replace=PAYLOAD))),
@@ -177,30 +174,32 @@ PLANTED_ROUND2 = [
 ]
 
 
-def test_round2_payload_is_not_flagged_by_its_name(tmp_path: Path) -> None:
+def test_uncatalogued_payload_alone_is_not_dangerous(tmp_path: Path) -> None:
     """Keeps the planted tests honest: only the route makes them dangerous. (If uuid's helper
     is ever catalogued, pick another uncatalogued callable for PAYLOAD.)"""
     _, report = audit_against_torch(tmp_path, wrap(b"}" + unicode("f") + PAYLOAD + b"s"), "model.pkl")
     assert report.status is Status.INCOMPATIBLE, report.findings
 
 
-@pytest.mark.parametrize("data", PLANTED_ROUND2)
-def test_round2_planted_method_is_dangerous_and_runs(tmp_path: Path, data: bytes) -> None:
-    assert_dangerous_and_reached2(tmp_path, data, "model.pkl", "pickle")
+@pytest.mark.parametrize("data", PLANTED_METHODS)
+def test_planted_method_is_dangerous_and_runs(tmp_path: Path, data: bytes) -> None:
+    assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle", REACHED, with_gadget_targets)
 
 
-def test_round2_rebuild_state_in_torch_zip_reaches_torch_load(tmp_path: Path) -> None:
+def test_planted_keys_in_rebuild_state_reach_torch_load(tmp_path: Path) -> None:
     """The same gadget as data.pkl of a torch zip: torch.load's own unpickling reaches it."""
     tensor = invoke(global_("torch._tensor", "_rebuild_from_type_v2"),
                     global_("torch._utils", "_rebuild_meta_tensor_no_storage"), global_("torch", "Tensor"),
                     _meta_args(), b"}" + unicode("keys") + PAYLOAD + b"s")
     data = small_torch_zip(wrap(b"}" + unicode("w") + invoke(OD, tensor) + b"s"))
-    assert_dangerous_and_reached2(tmp_path, data, "model.pt", "torch")
+    assert_dangerous_and_reached(tmp_path, data, "model.pt", "torch", REACHED, with_gadget_targets)
 
 
-# --------------------------------------------------------------------------- E. shape exemptions
+# --------------------------------------------------------------------------- shape exemptions
+# A stdlib class with side effects called in the shape of an Enum lookup or a mapping
+# subclass: the exemption is for the user's classes only (second campaign).
 
-SHAPES_ROUND2 = [
+STDLIB_IN_BENIGN_SHAPES = [
     pytest.param(wrap(invoke(global_("unittest", "TestProgram"), unicode("antigravity"))),
                  "unittest.TestProgram('antigravity',)", id="enum-shape-unittest-testprogram"),
     pytest.param(wrap(global_("unittest", "TestProgram") + b")R(" + unicode("a") + b"K\x01u"),
@@ -210,26 +209,23 @@ SHAPES_ROUND2 = [
 ]
 
 
-@pytest.mark.parametrize(("data", "ran"), SHAPES_ROUND2)
-def test_round2_stdlib_class_in_a_benign_shape_is_dangerous(
+@pytest.mark.parametrize(("data", "ran"), STDLIB_IN_BENIGN_SHAPES)
+def test_stdlib_class_in_an_enum_or_mapping_shape_is_dangerous(
     tmp_path: Path, data: bytes, ran: str
 ) -> None:
-    assert_dangerous_and_reached2(tmp_path, data, "model.pkl", "pickle", ran)
+    assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle", ran, with_gadget_targets)
 
 
-# =========================================================================== Third round
-# The bypasses of the third red-team campaign (closed in a62056d): NEWOBJ that runs code of the
-# file's choosing (a class built from the file's namespace, a weakref callback) and destructors
-# that call a planted close(). The same recording loaders and the round-two PAYLOAD (an
-# uncatalogued runner); the classes these gadgets need are resolved for real, by name, when
-# the loader asks for them.
+# --------------------------------------------------------------------------- NEWOBJ and destructors
+# NEWOBJ that runs code of the file's choosing (a class built from the file's namespace, a
+# weakref callback) and destructors that call a planted close() (third campaign, a62056d).
+# The same recording loaders and PAYLOAD (an uncatalogued runner); the classes these gadgets
+# need are resolved for real, by name, when the loader asks for them.
 
 
-def assert_dangerous_and_reached3(
-    tmp_path: Path, data: bytes, filename: str = "model.pkl", loader: str = "pickle"
-) -> FileReport:
+def assert_dangerous_and_reached_by_newobj(tmp_path: Path, data: bytes) -> FileReport:
     return assert_dangerous_and_reached(
-        tmp_path, data, filename, loader, REACHED, with_class_makers
+        tmp_path, data, "model.pkl", "pickle", REACHED, with_class_makers
     )
 
 
@@ -250,7 +246,7 @@ def _needs(module: str) -> list[pytest.MarkDecorator]:
 _METACLASSES = [("numbers", "ABCMeta"), ("typing", "_ProtocolMeta"), ("_py_abc", "ABCMeta"),
                 ("torch.nn.parameter", "_ParameterMeta")]
 
-NEWOBJ_ROUND3 = [
+NEWOBJ_GADGETS = [
     # A. NEWOBJ of a metaclass alias: the instance's death (POP) runs the planted __del__ ...
     *[pytest.param(wrap(_class_of(meta, __del__=PAYLOAD) + b")\x81" + b"0}"),
                    id=f"newobj-metaclass-{'.'.join(meta)}-del") for meta in _METACLASSES],
@@ -266,7 +262,7 @@ NEWOBJ_ROUND3 = [
 ]
 
 # C. NEWOBJ (no __init__) + BUILD {'close': payload} + POP: the class's __del__ calls self.close().
-DEL_CLOSE_ROUND3 = [
+DESTRUCTOR_CLOSES = [
     pytest.param(module, cls, extra, id=f"del-calls-close-{module}.{cls}", marks=_needs(module))
     for module, cls, extra in [
         ("wave", "Wave_read", b""),
@@ -277,22 +273,24 @@ DEL_CLOSE_ROUND3 = [
 ]
 
 
-@pytest.mark.parametrize("data", NEWOBJ_ROUND3)
-def test_round3_newobj_runs_the_files_code(tmp_path: Path, data: bytes) -> None:
-    assert_dangerous_and_reached3(tmp_path, data)
+@pytest.mark.parametrize("data", NEWOBJ_GADGETS)
+def test_newobj_of_a_metaclass_or_weakref_runs_the_files_code(tmp_path: Path, data: bytes) -> None:
+    assert_dangerous_and_reached_by_newobj(tmp_path, data)
 
 
-@pytest.mark.parametrize(("module", "cls", "extra"), DEL_CLOSE_ROUND3)
-def test_round3_destructor_calls_planted_close(
+@pytest.mark.parametrize(("module", "cls", "extra"), DESTRUCTOR_CLOSES)
+def test_destructor_calls_planted_close(
     tmp_path: Path, module: str, cls: str, extra: bytes
 ) -> None:
     state = b"}(" + unicode("close") + PAYLOAD + extra + b"u"
-    assert_dangerous_and_reached3(tmp_path, wrap(global_(module, cls) + b")\x81" + state + b"b0}"))
+    assert_dangerous_and_reached_by_newobj(tmp_path, wrap(global_(module, cls) + b")\x81" + state + b"b0}"))
 
 
-# --------------------------------------------------------------------------- fifth round
-# A differential fuzz (70,300 generated pickles, CPython's calls recorded against
-# ckptaudit's verdicts) found two root causes; these are their minimal forms.
+# --------------------------------------------------------------------------- keys of a global
+# A mapping constructor that asks a global for keys(), and a library class with side effects
+# in an Enum's shape: the minimal forms of the two root causes a differential fuzz found
+# (70,300 generated pickles, CPython's calls recorded against ckptaudit's verdicts; the fifth
+# campaign).
 
 KEYS_OF_A_GLOBAL = [
     pytest.param(b"cbuiltins\ndict\ncpkg\nCls\n\x85R.", id="dict-of-a-global"),
@@ -306,7 +304,7 @@ KEYS_OF_A_GLOBAL = [
 
 
 @pytest.mark.parametrize("data", KEYS_OF_A_GLOBAL)
-def test_round5_constructor_reading_keys_of_a_global_is_dangerous(data: bytes) -> None:
+def test_mapping_constructor_reading_keys_of_a_global_is_dangerous(data: bytes) -> None:
     report = ckptaudit.audit_bytes(data)
     assert report.status is Status.DANGEROUS, report.findings
     # CPython really asks the global for keys(): a recording stand-in sees the call.
@@ -331,7 +329,7 @@ def test_round5_constructor_reading_keys_of_a_global_is_dangerous(data: bytes) -
     assert called == ["keys"]
 
 
-def test_round5_side_effect_library_classes_get_no_enum_exemption() -> None:
+def test_library_class_with_side_effects_gets_no_enum_exemption() -> None:
     """torch.distributed.FileStore(path) creates the file it names: never an Enum lookup."""
     data = b"ctorch.distributed\nFileStore\nX\x04\x00\x00\x00/tmp\x85R."
     report = ckptaudit.audit_bytes(data)

@@ -167,7 +167,7 @@ def test_a_directory_without_checkpoints_is_a_usage_error(tmp_path: Path) -> Non
 
 
 # --------------------------------------------------------------------------- special files
-# Third red-team round: opening a FIFO for reading blocks until a writer appears, so an audit
+# From the third red-team campaign: opening a FIFO for reading blocks until a writer appears, so an audit
 # of a directory holding one (a tar or a model directory can ship it) never ended. The CLI runs
 # in a subprocess with a timeout, so a hang fails the test instead of blocking the run.
 

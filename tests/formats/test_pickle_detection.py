@@ -20,8 +20,6 @@ from support.loaders import (
 from support.opcodes import global_, unicode
 from support.payloads import RAN
 
-# --------------------------------------------------------------------------- G. first opcode
-
 _SYSTEM_BODY = global_("os", "system") + unicode("true") + b"\x85R."
 FIRST_OPCODE = {
     "float": b"F0\n0" + _SYSTEM_BODY,
@@ -32,7 +30,7 @@ FIRST_OPCODE = {
 
 @pytest.mark.parametrize("zip_tail", [False, True], ids=["alone", "benign-torch-zip-appended"])
 @pytest.mark.parametrize("first", list(FIRST_OPCODE))
-def test_round2_pickle_starting_with_a_rare_opcode(
+def test_pickle_starting_with_a_rare_opcode_is_dangerous_and_runs(
     tmp_path: Path, first: str, zip_tail: bool
 ) -> None:
     data = FIRST_OPCODE[first] + (saved_bytes({"w": torch.zeros(2)}) if zip_tail else b"")

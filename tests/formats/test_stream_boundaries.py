@@ -36,7 +36,7 @@ def _frame(body: bytes, size: int) -> bytes:
     return b"\x80\x04\x95" + struct.pack("<Q", size) + body.ljust(size, b"\x00")
 
 
-# --------------------------------------------------------------------------- A. frame tails
+# --------------------------------------------------------------------------- STOP inside a FRAME
 
 MAGIC_AND_PROTOCOL = LEGACY_MAGIC_PKL + LEGACY_PROTOCOL_PKL
 
@@ -57,7 +57,7 @@ FRAME_TAILS = [
 
 
 @pytest.mark.parametrize(("data", "loaders"), FRAME_TAILS)
-def test_round4_legacy_stop_inside_frame(tmp_path: Path, data: bytes, loaders: list[str]) -> None:
+def test_legacy_stop_inside_a_frame_is_dangerous_and_runs(tmp_path: Path, data: bytes, loaders: list[str]) -> None:
     path, report = audit_against_torch(tmp_path, data, "model.pt")
     assert report.status is Status.DANGEROUS, report.findings
     for loader in loaders:
@@ -65,7 +65,7 @@ def test_round4_legacy_stop_inside_frame(tmp_path: Path, data: bytes, loaders: l
 
 
 @pytest.mark.parametrize("size", [9000, 64])
-def test_round4_plain_pickle_stop_inside_frame(tmp_path: Path, size: int) -> None:
+def test_plain_pickle_stop_inside_a_frame_is_dangerous_and_runs(tmp_path: Path, size: int) -> None:
     """A pickle.load loop over BytesIO goes on after the frame; 0xff after STOP is never read."""
     data = _frame(b"}.\xff", size) + HOSTILE
     assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle-loop", RAN)

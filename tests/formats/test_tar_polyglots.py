@@ -21,7 +21,7 @@ from support.payloads import BENIGN, HOSTILE, RAN
 import ckptaudit
 from ckptaudit.findings import Status
 
-# --------------------------------------------------------------------------- 4./5. tar readings
+# --------------------------------------------------------------------------- polyglots
 
 TAR_HOSTILE = [("x", b""), ("storages", HOSTILE), ("tensors", b"\x80\x02K\x00."),
                ("pickle", BENIGN)]
@@ -77,7 +77,7 @@ def test_tar_read_as_torch_reads_it(
     assert any(f.rule == "CKA106" for f in report.findings) is polyglot, report.findings
 
 
-# --------------------------------------------------------------------------- I. PAX headers
+# --------------------------------------------------------------------------- PAX headers
 
 
 def _pax_digits_tar(n: int) -> bytes:
@@ -94,7 +94,7 @@ def _pax_digits_tar(n: int) -> bytes:
     return bytes(header) + body + tar_of([("sys_info", EMPTY_DICT_PKL)])
 
 
-def test_round2_huge_pax_record_is_a_limit_error() -> None:
+def test_huge_pax_record_is_a_limit_error() -> None:
     # torch.load is not asked: CPython 3.11.7's tarfile spends ~11 s on this header.
     report = ckptaudit.audit_bytes(_pax_digits_tar(80_000), name="model.tar")
     assert report.status is Status.ERROR, report.findings
@@ -102,7 +102,7 @@ def test_round2_huge_pax_record_is_a_limit_error() -> None:
     assert not report.weights_only_compatible
 
 
-def test_round2_legit_pax_header_is_still_a_torch_tar(tmp_path: Path) -> None:
+def test_legit_pax_header_is_still_a_torch_tar(tmp_path: Path) -> None:
     members = [("données-é.txt", b"x"), ("sys_info", pickle.dumps({"protocol_version": 1001}, 2)),
                ("pickle", pickle.dumps({"a": 1}, 2)),
                ("storages", pickle.dumps(0, 2) + pickle.dumps([], 2)),

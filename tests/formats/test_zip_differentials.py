@@ -32,7 +32,7 @@ from support.payloads import BENIGN, HOSTILE, RAN
 
 from ckptaudit.findings import Status
 
-# --------------------------------------------------------------------------- 3. zip64 record
+# --------------------------------------------------------------------------- zip64 record
 
 
 def zip64_two_directories() -> bytes:
@@ -68,7 +68,7 @@ def test_zip64_record_overrides_32bit_end_record(tmp_path: Path) -> None:
     assert not torch_weights_only_loads(tmp_path / "model.pt")
 
 
-# --------------------------------------------------------------------------- B. raw zips
+# --------------------------------------------------------------------------- records beyond the count
 
 
 def _tz(data_pkl: bytes = BENIGN, *extra: dict[str, object], **fields: int) -> list:
@@ -76,7 +76,7 @@ def _tz(data_pkl: bytes = BENIGN, *extra: dict[str, object], **fields: int) -> l
             raw_member("archive/version", b"3\n")]
 
 
-def test_round4_central_record_beyond_the_count(tmp_path: Path) -> None:
+def test_central_record_beyond_the_count_is_dangerous(tmp_path: Path) -> None:
     """The end record counts 2 records; a third, hostile archive/data.pkl sits within the
     directory's size. miniz (torch) reads two, Python's zipfile all three (the last wins)."""
     data = bytearray(raw_zip([raw_member("archive/data.pkl", HOSTILE), *_tz()]))
@@ -96,7 +96,7 @@ def test_round4_central_record_beyond_the_count(tmp_path: Path) -> None:
     assert not any(RAN in c for c in payload_calls(path, "torch"))
 
 
-# --------------------------------------------------------------------------- C. miniz refusals
+# --------------------------------------------------------------------------- miniz refusals
 
 MINIZ_REFUSALS = [
     pytest.param(raw_zip(_tz(), on_disk=3), id="end-record-entries-on-disk-differ"),
@@ -111,20 +111,20 @@ MINIZ_REFUSALS = [
 ]
 
 
-def test_round4_zip64_control_loads(tmp_path: Path) -> None:
+def test_consistent_zip64_layout_is_compatible(tmp_path: Path) -> None:
     """Keeps the refusals honest: the consistent zip64 layout loads and is compatible."""
     _, report = audit_against_torch(tmp_path, raw_zip(_tz(), zip64={}), "model.pt")
     assert report.status is Status.COMPATIBLE, report.findings
 
 
 @pytest.mark.parametrize("data", MINIZ_REFUSALS)
-def test_round4_miniz_refusal_is_not_compatible(tmp_path: Path, data: bytes) -> None:
+def test_zip_that_miniz_refuses_is_never_compatible(tmp_path: Path, data: bytes) -> None:
     path, report = audit_against_torch(tmp_path, data, "model.pt")  # == torch's verdict
     assert not torch_weights_only_loads(path)
     assert report.status is not Status.COMPATIBLE, report.findings
 
 
-# --------------------------------------------------------------------------- D. end record reach
+# --------------------------------------------------------------------------- end record reach
 
 
 @functools.cache
@@ -135,7 +135,7 @@ def _saved_small_and_large() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("n", [4074, 4075, 8200, 65514, 70000])
 @pytest.mark.parametrize("kind", ["dict", "tensor-1mb"])
-def test_round4_end_record_reach_after_junk(tmp_path: Path, kind: str, n: int) -> None:
+def test_junk_after_the_end_record_follows_miniz_reach(tmp_path: Path, kind: str, n: int) -> None:
     """Junk after the end record: miniz searches back in 4 KiB steps with a signed offset,
     so whether torch finds it depends on the file's size; ckptaudit's verdict follows."""
     path, report = audit_against_torch(tmp_path, _saved_small_and_large()[kind] + b"J" * n,
@@ -145,7 +145,7 @@ def test_round4_end_record_reach_after_junk(tmp_path: Path, kind: str, n: int) -
         assert report.status is not Status.COMPATIBLE, report.findings
 
 
-# --------------------------------------------------------------------------- E. stored sizes
+# --------------------------------------------------------------------------- stored sizes
 
 def _extra_stored_mismatch(time: int) -> bytes:
     return raw_zip(_tz(BENIGN, raw_member("archive/extra", b"hellohello", csize=4, time=time)))
@@ -158,7 +158,7 @@ def _data_pkl_stored_mismatch(time: int) -> bytes:
 @pytest.mark.parametrize("time", [1, 0], ids=["time-1", "time-0"])
 @pytest.mark.parametrize("build", [_extra_stored_mismatch, _data_pkl_stored_mismatch],
                          ids=["extra", "data-pkl"])
-def test_round4_stored_size_mismatch_read_with_the_time_field(
+def test_stored_size_mismatch_is_read_with_the_time_field(
     tmp_path: Path, build: Callable[[int], bytes], time: int
 ) -> None:
     """miniz tests the method and DOS time as one 32-bit value: with a nonzero time a stored
@@ -169,12 +169,12 @@ def test_round4_stored_size_mismatch_read_with_the_time_field(
     assert (report.status is Status.COMPATIBLE) is bool(time), report.findings
 
 
-# --------------------------------------------------------------------------- F. byteorder twice
+# --------------------------------------------------------------------------- byteorder twice
 
 
 @pytest.mark.parametrize("order", [("little", "middle"), ("middle", "little")],
                          ids=["little-then-middle", "middle-then-little"])
-def test_round4_duplicate_byteorder_records(tmp_path: Path, order: tuple[str, str]) -> None:
+def test_duplicate_byteorder_records_follow_torch(tmp_path: Path, order: tuple[str, str]) -> None:
     extra = [raw_member("archive/byteorder", o.encode()) for o in order]
     path, report = audit_against_torch(tmp_path, raw_zip(_tz(BENIGN, *extra)), "model.pt")
     loads = torch_weights_only_loads(path)

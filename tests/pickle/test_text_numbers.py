@@ -14,7 +14,7 @@ import pytest
 
 from ckptaudit.pickle.vm import run_pickle
 
-# --------------------------------------------------------------------------- 7. INT parsing
+# --------------------------------------------------------------------------- integers
 
 TEXT_INTS = [b"010", b"0x1f", b"1_000", b"08", b"0x", b"12\x00zz", b"\x00", b"+1", b" 0", b"-0",
              b"00", b"01", b"1", b"0", b"-1", b"9223372036854775807", b"9223372036854775808",
@@ -35,7 +35,7 @@ def test_text_int_parsed_as_cpython_parses_it(opcode: bytes, literal: bytes) -> 
     assert (got, type(got)) == (expected, type(expected))
 
 
-# --------------------------------------------------------------------------- H. floats and memo
+# --------------------------------------------------------------------------- floats and memo indices
 
 FLOAT_LITERALS = [b"1.5", b"1.5\x00junk", b"inf", b"-Infinity", b"nan", b"1e308", b"1e309",
                   b"1e-400", b" 1.0", b"1.0 ", b"1_0.5", b"0x1p3", b".5", b"5.", b"1e", b"+.5e-3",
@@ -59,7 +59,7 @@ def _cpython_and_ours(stream: bytes) -> tuple[object, object]:
 
 
 @pytest.mark.parametrize("literal", FLOAT_LITERALS, ids=repr)
-def test_round2_text_float_parsed_as_cpython_parses_it(literal: bytes) -> None:
+def test_text_float_parsed_as_cpython_parses_it(literal: bytes) -> None:
     expected, got = _cpython_and_ours(b"F" + literal + b"\n.")
     assert _same_value(got, expected), (got, expected)
 
@@ -69,7 +69,7 @@ MEMO_LITERALS = [b"1\x00junk", b" 1", b"+1", b"1_0", b"-1", b"1 ", b"01", b"1\x0
 
 @pytest.mark.parametrize("literal", MEMO_LITERALS, ids=repr)
 @pytest.mark.parametrize("opcode", ["PUT", "GET", "both"])
-def test_round2_text_memo_index_parsed_as_cpython_parses_it(literal: bytes, opcode: str) -> None:
+def test_text_memo_index_parsed_as_cpython_parses_it(literal: bytes, opcode: str) -> None:
     put = literal if opcode in ("PUT", "both") else b"1"
     get = literal if opcode in ("GET", "both") else b"1"
     expected, got = _cpython_and_ours(b"K\x07p" + put + b"\n0g" + get + b"\n.")

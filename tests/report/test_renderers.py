@@ -96,7 +96,7 @@ def test_terminal_colour_keeps_every_bracket() -> None:
 
 
 # --------------------------------------------------------------------------- hostile names
-# Third red-team round: a global's module and name, a member name and the file path all come
+# From the third red-team campaign: a global's module and name, a member name and the file path all come
 # from the attacker. Text must not carry terminal controls (clear the screen, retitle the
 # window, print a fake verdict); Markdown must not gain table rows or break its code fences.
 
