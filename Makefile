@@ -26,6 +26,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests tools scripts benchmarks
+	$(VENV)/bin/ruff format --check tests
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

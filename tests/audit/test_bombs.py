@@ -238,7 +238,9 @@ EVIL = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00idq\x00\x85R."
 @pytest.mark.parametrize("member", ["sys_info", "pickle", "storages", "tensors", "other"])
 @pytest.mark.parametrize("declared", [3 << 30, 1 << 40, 1 << 80])
 def test_tar_with_a_huge_member_size(member: str, declared: int) -> None:
-    report = audit_bounded(tar_of([(member, PICKLE + b"\0" * 1024)], fmt=tarfile.GNU_FORMAT, declared_sizes=[declared]))
+    report = audit_bounded(
+        tar_of([(member, PICKLE + b"\0" * 1024)], fmt=tarfile.GNU_FORMAT, declared_sizes=[declared])
+    )
     assert report.status is Status.ERROR  # a tar, or bytes no tool can read as one
 
 

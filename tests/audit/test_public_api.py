@@ -11,9 +11,22 @@ import ckptaudit
 
 def test_all_is_exact() -> None:
     public = {n for n in dir(ckptaudit) if not n.startswith("_")}
-    submodules = {"audit", "checks", "errors", "findings", "formats", "pickle", "policy",
-                  "structure", "report", "runner", "cli", "torch_oracle", "discovery",
-                  "cluster"}
+    submodules = {
+        "audit",
+        "checks",
+        "errors",
+        "findings",
+        "formats",
+        "pickle",
+        "policy",
+        "structure",
+        "report",
+        "runner",
+        "cli",
+        "torch_oracle",
+        "discovery",
+        "cluster",
+    }
     assert set(ckptaudit.__all__) == public - submodules | {"__version__"}
     for name in ckptaudit.__all__:
         assert getattr(ckptaudit, name) is not None
@@ -29,8 +42,15 @@ def test_the_core_package_holds_no_demo() -> None:
 
 
 def test_errors_form_one_tree() -> None:
-    for name in ("UsageError", "PolicyError", "InputError", "UnknownFormatError",
-                 "ContainerError", "PickleError", "LimitExceeded"):
+    for name in (
+        "UsageError",
+        "PolicyError",
+        "InputError",
+        "UnknownFormatError",
+        "ContainerError",
+        "PickleError",
+        "LimitExceeded",
+    ):
         assert issubclass(getattr(ckptaudit, name), ckptaudit.CkptAuditError)
 
 

@@ -19,8 +19,14 @@ from ckptaudit.findings import Remedy, Severity, Status
 def test_typing_constructs_are_not_dangerous(lookalike: Lookalike) -> None:
     report = ckptaudit.audit_bytes(lookalike.make())
     assert report.status is Status.INCOMPATIBLE, report.findings
-    catalogued = {"_operator.getitem", "_operator.or_", "types.GenericAlias", "builtins.type",
-                  "functools.reduce", "_functools.reduce"}
+    catalogued = {
+        "_operator.getitem",
+        "_operator.or_",
+        "types.GenericAlias",
+        "builtins.type",
+        "functools.reduce",
+        "_functools.reduce",
+    }
     for f in report.findings:
         if f.global_name in catalogued:
             assert f.remedy is Remedy.CONVERT  # never advise allowlisting these
@@ -43,16 +49,15 @@ def test_timezone_aware_datetime_is_not_dangerous() -> None:
         # type() with three arguments builds a class
         (b"\x80\x02c__builtin__\ntype\nX\x01\x00\x00\x00X)}\x87R.", "builtins.type"),
         # GenericAlias whose origin is fine but whose argument is a dangerous callable
-        (b"\x80\x02ctypes\nGenericAlias\nc__builtin__\nlist\ncos\nsystem\n\x85\x86R.",
-         "os.system"),
+        (b"\x80\x02ctypes\nGenericAlias\nc__builtin__\nlist\ncos\nsystem\n\x85\x86R.", "os.system"),
     ],
 )
-def test_the_same_callables_with_other_arguments_stay_dangerous(stream: bytes,
-                                                                  culprit: str) -> None:
+def test_the_same_callables_with_other_arguments_stay_dangerous(
+    stream: bytes, culprit: str
+) -> None:
     report = ckptaudit.audit_bytes(stream)
     assert report.status is Status.DANGEROUS
-    assert culprit in {f.global_name for f in report.findings
-                       if f.severity is Severity.DANGEROUS}
+    assert culprit in {f.global_name for f in report.findings if f.severity is Severity.DANGEROUS}
 
 
 def test_common_stdlib_and_torch_values_are_not_dangerous(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -80,8 +85,9 @@ def test_library_reconstructors_are_not_dangerous(lookalike: Lookalike) -> None:
     assert report.status is not Status.DANGEROUS, report.findings
 
 
-@pytest.mark.parametrize("name", [b"pandas\nread_pickle", b"pandas\neval",
-                                  b"pandas.io.pickle\n_unpickle_anything"])
+@pytest.mark.parametrize(
+    "name", [b"pandas\nread_pickle", b"pandas\neval", b"pandas.io.pickle\n_unpickle_anything"]
+)
 def test_dangerous_pandas_functions_stay_dangerous(name: bytes) -> None:
     stream = b"\x80\x02c" + name + b"\nX\x01\x00\x00\x00x\x85R."
     assert ckptaudit.audit_bytes(stream).status is Status.DANGEROUS

@@ -29,22 +29,43 @@ from ckptaudit.findings import Status
 # --------------------------------------------------------------------------- hidden streams
 
 HIDDEN = [
-    pytest.param(BENIGN + BENIGN + HOSTILE, "model.pkl", "pickle-loop",
-                 id="plain-third-pickle"),
-    pytest.param(small_torch_zip(BENIGN + BENIGN + HOSTILE), "model.pt", "zip-walk",
-                 id="data-pkl-third-pickle"),
-    pytest.param(bare_legacy(BENIGN) + HOSTILE, "model.pt", "pickle-loop",
-                 id="legacy-sixth-pickle"),
-    pytest.param(small_torch_zip(BENIGN, {"data/extra.pkl": HOSTILE}), "model.pt", "zip-walk",
-                 id="unreferenced-pkl-under-data"),
-    pytest.param(small_torch_zip(BENIGN, {"extra/inner.zip": zip_of({"evil.pkl": HOSTILE})}),
-                 "model.pt", "zip-walk", id="nested-zip-member"),
-    pytest.param(small_torch_zip(BENIGN, {"extra.npy": npy_object(HOSTILE)}), "model.pt",
-                 "zip-walk", id="object-npy-member"),
-    pytest.param(zip_of({"arr.npy": npy_object(HOSTILE)}), "arrays.npz", "npz",
-                 id="npz-object-member"),
-    pytest.param(small_torch_zip(BENIGN, {"sub/model.pth": b"cos\nsystem\n(S'true'\ntR\xff\xff"}),
-                 "model.pt", "zip-walk", id="protocol0-payload-ending-in-garbage"),
+    pytest.param(BENIGN + BENIGN + HOSTILE, "model.pkl", "pickle-loop", id="plain-third-pickle"),
+    pytest.param(
+        small_torch_zip(BENIGN + BENIGN + HOSTILE),
+        "model.pt",
+        "zip-walk",
+        id="data-pkl-third-pickle",
+    ),
+    pytest.param(
+        bare_legacy(BENIGN) + HOSTILE, "model.pt", "pickle-loop", id="legacy-sixth-pickle"
+    ),
+    pytest.param(
+        small_torch_zip(BENIGN, {"data/extra.pkl": HOSTILE}),
+        "model.pt",
+        "zip-walk",
+        id="unreferenced-pkl-under-data",
+    ),
+    pytest.param(
+        small_torch_zip(BENIGN, {"extra/inner.zip": zip_of({"evil.pkl": HOSTILE})}),
+        "model.pt",
+        "zip-walk",
+        id="nested-zip-member",
+    ),
+    pytest.param(
+        small_torch_zip(BENIGN, {"extra.npy": npy_object(HOSTILE)}),
+        "model.pt",
+        "zip-walk",
+        id="object-npy-member",
+    ),
+    pytest.param(
+        zip_of({"arr.npy": npy_object(HOSTILE)}), "arrays.npz", "npz", id="npz-object-member"
+    ),
+    pytest.param(
+        small_torch_zip(BENIGN, {"sub/model.pth": b"cos\nsystem\n(S'true'\ntR\xff\xff"}),
+        "model.pt",
+        "zip-walk",
+        id="protocol0-payload-ending-in-garbage",
+    ),
 ]
 
 
@@ -73,20 +94,24 @@ def _torch_saved_with_tail(tail: bytes) -> bytes:
 
 def test_payload_after_70_empty_pickles_is_dangerous_and_runs(tmp_path: Path) -> None:
     data = BENIGN + EMPTY_STREAMS + HOSTILE
-    assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle-loop", RAN,
-                                 with_gadget_targets)
+    assert_dangerous_and_reached(
+        tmp_path, data, "model.pkl", "pickle-loop", RAN, with_gadget_targets
+    )
 
 
 def test_payload_after_70_empty_pickles_in_data_pkl_is_dangerous_and_runs(tmp_path: Path) -> None:
     data = _torch_saved_with_tail(EMPTY_STREAMS + HOSTILE)
-    report = assert_dangerous_and_reached(tmp_path, data, "model.pt", "data-pkl-loop", RAN,
-                                          with_gadget_targets)
+    report = assert_dangerous_and_reached(
+        tmp_path, data, "model.pt", "data-pkl-loop", RAN, with_gadget_targets
+    )
     assert report.weights_only_compatible  # torch reads the first pickle only (checked in audit)
 
 
 @pytest.mark.parametrize("count", [10_001, 30_000])
 @pytest.mark.parametrize("where", ["plain", "torch-data-pkl"])
-def test_payload_past_the_pickle_count_cap_is_a_limit_finding(tmp_path: Path, count: int, where: str) -> None:
+def test_payload_past_the_pickle_count_cap_is_a_limit_finding(
+    tmp_path: Path, count: int, where: str
+) -> None:
     tail = b"N." * count + HOSTILE
     data = BENIGN + tail if where == "plain" else _torch_saved_with_tail(tail)
     report = ckptaudit.audit_bytes(data, name="model.pt")
@@ -112,5 +137,7 @@ NUL_ARGUMENTS = [
 
 
 @pytest.mark.parametrize("data", NUL_ARGUMENTS)
-def test_payload_after_a_text_argument_cut_at_nul_is_dangerous_and_runs(tmp_path: Path, data: bytes) -> None:
+def test_payload_after_a_text_argument_cut_at_nul_is_dangerous_and_runs(
+    tmp_path: Path, data: bytes
+) -> None:
     assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle", RAN, with_gadget_targets)

@@ -96,7 +96,10 @@ def test_random_state_lists_the_type_build_needs(tmp_path: pathlib.Path) -> None
     assert "numpy.random.mtrand.RandomState" in report.unsafe_globals
     build_types = {f.global_name for f in report.findings if f.opcode == "BUILD"}
     assert "numpy.random.mtrand.RandomState" in build_types
-    assert "numpy.random.mtrand.RandomState" not in torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    assert (
+        "numpy.random.mtrand.RandomState"
+        not in torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    )
 
 
 _CTOR = "numpy.random._pickle"
@@ -122,7 +125,9 @@ def test_numpy_factories_by_name_build_the_type_torch_reports(
     report = ckptaudit.audit_file(path)
     assert returns in report.unsafe_globals
     assert not _agree_with_torch_when_allowlisting(path, [f"{_CTOR}.{factory}"])
-    allowed = ckptaudit.audit_file(path, policy=ckptaudit.load_policy().with_allowed([f"{_CTOR}.{factory}"]))
+    allowed = ckptaudit.audit_file(
+        path, policy=ckptaudit.load_policy().with_allowed([f"{_CTOR}.{factory}"])
+    )
     assert allowed.predicted_error is not None and f"<class '{returns}'>" in allowed.predicted_error
 
 
@@ -160,7 +165,13 @@ def _dotted(name: str) -> bytes:
 
 
 def _getattr(owner: str, attr: str) -> bytes:
-    return ref("builtins", "getattr", 4) + ref("torch._C", owner, 4) + lit(attr, 4) + b"\x86" + reduce()
+    return (
+        ref("builtins", "getattr", 4)
+        + ref("torch._C", owner, 4)
+        + lit(attr, 4)
+        + b"\x86"
+        + reduce()
+    )
 
 
 def _called(func: bytes, *args: Any) -> bytes:
@@ -204,8 +215,17 @@ def test_file_operator_kept_as_value_is_dangerous(tmp_path: pathlib.Path) -> Non
 
 def test_operators_named_for_files_or_code_stay_catalogued() -> None:
     words = ("file", "save", "load", "jit", "script", "blob", "pickle")
-    names = ["_VariableFunctionsClass", "_VariableFunctions", "TensorBase", "_nn", "_fft",
-             "_linalg", "_special", "_nested", "_sparse"]
+    names = [
+        "_VariableFunctionsClass",
+        "_VariableFunctions",
+        "TensorBase",
+        "_nn",
+        "_fft",
+        "_linalg",
+        "_special",
+        "_nested",
+        "_sparse",
+    ]
     found = []
     for owner in names:
         namespace = getattr(torch._C, owner)
@@ -242,7 +262,9 @@ def test_ordered_dict_subclasses_are_incompatible_not_dangerous(
 
 
 def _then_setitems(call: bytes, *, state: bytes = b"") -> bytes:
-    return wrap(call + mark() + lit("a") + lit(1) + setitems() + (state + build() if state else b""))
+    return wrap(
+        call + mark() + lit("a") + lit(1) + setitems() + (state + build() if state else b"")
+    )
 
 
 @pytest.mark.parametrize(
@@ -253,7 +275,9 @@ def _then_setitems(call: bytes, *, state: bytes = b"") -> bytes:
         _then_setitems(global_("mylib.tools", "reset_all") + empty_tuple() + reduce()),
         # A class-like name, but called with arguments, or with a state that is not attributes.
         _then_setitems(global_("mylib.tools", "Runner") + lit(("id",)) + reduce()),
-        _then_setitems(global_("mylib.tools", "Runner") + empty_tuple() + reduce(), state=lit("id")),
+        _then_setitems(
+            global_("mylib.tools", "Runner") + empty_tuple() + reduce(), state=lit("id")
+        ),
         # No SETITEMS: a bare call of a class with no arguments.
         wrap(global_("mylib.tools", "Runner") + empty_tuple() + reduce()),
         # All capitals: a constant or a function, not a class.

@@ -35,9 +35,12 @@ def _with_backward_hooks(saved: bytes) -> bytes:
         for info in src.infolist():
             body = src.read(info)
             if info.filename.endswith("/data.pkl"):
-                body, n = re.subn(rb"\x89(ccollections\nOrderedDict\nq.\)Rq.)",
-                                  lambda m: b"\x88" + m.group(1) + b"(K\x00" + PAYLOAD + b"u",
-                                  body, flags=re.S)
+                body, n = re.subn(
+                    rb"\x89(ccollections\nOrderedDict\nq.\)Rq.)",
+                    lambda m: b"\x88" + m.group(1) + b"(K\x00" + PAYLOAD + b"u",
+                    body,
+                    flags=re.S,
+                )
                 assert n == 1, body
             out.writestr(info, body)
     return buffer.getvalue()
@@ -63,9 +66,13 @@ def test_saved_hooked_tensors_parameters_and_state_stay_compatible(tmp_path: Pat
     """torch.save writes empty backward_hooks, even for a tensor that has a hook."""
     hooked = torch.ones(3, requires_grad=True)
     hooked.register_hook(lambda grad: grad)
-    obj = {"t": torch.arange(4.0), "p": nn.Parameter(torch.ones(2)),
-           "frozen": nn.Parameter(torch.ones(2), requires_grad=False),
-           "linear": nn.Linear(3, 2).state_dict(), "hooked": hooked}
+    obj = {
+        "t": torch.arange(4.0),
+        "p": nn.Parameter(torch.ones(2)),
+        "frozen": nn.Parameter(torch.ones(2), requires_grad=False),
+        "linear": nn.Linear(3, 2).state_dict(),
+        "hooked": hooked,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns that it drops the hook
         data = saved_bytes(obj)

@@ -39,30 +39,77 @@ OD = global_("collections", "OrderedDict")
 # or a constructor calls on its own (first campaign, d413eec).
 
 IMPLICIT_CALLS = [
-    pytest.param(wrap(namespace(append=os_attr("system")) + unicode("true") + b"a"),
-                 "logging.os.system('true',)", id="append-on-namespace"),
-    pytest.param(wrap(namespace(extend=partial(os_attr("spawnvp"), b"K\x00", unicode("true")))
-                      + b"(" + unicode("true") + b"e"),
-                 "logging.os.spawnvp(0, 'true', ['true'])", id="appends-extend"),
-    pytest.param(wrap(namespace(add=os_attr("system")) + b"(" + unicode("true") + b"\x90", 4,
-                      use_frame=False),
-                 "logging.os.system('true',)", id="additems-add"),
-    pytest.param(wrap(namespace(__setstate__=os_attr("system")) + unicode("true") + b"b"),
-                 "logging.os.system('true',)", id="second-build-calls-planted-setstate"),
-    pytest.param(wrap(invoke(global_("builtins", "dict"), namespace(keys=SYSTEM_TRUE))),
-                 "logging.os.system('true',)", id="dict-calls-planted-keys"),
-    pytest.param(wrap(invoke(global_("collections", "OrderedDict"), namespace(keys=SYSTEM_TRUE))),
-                 "logging.os.system('true',)", id="ordereddict-calls-planted-keys"),
-    pytest.param(wrap(invoke(global_("copyreg", "_reconstructor"), global_("collections", "OrderedDict"),
-                             global_("builtins", "dict"), namespace(keys=SYSTEM_TRUE))),
-                 "logging.os.system('true',)", id="reconstructor-dict-base-calls-planted-keys"),
-    pytest.param(b"\x80\x02(" + SYSTEM_TRUE + b"o.",
-                 "logging.os.system('true',)", id="obj-without-args-calls-partial"),
-    pytest.param(b"\x80\x02(iuuid\n_ip_getnode\n.", "uuid._ip_getnode()",
-                 id="inst-without-args-calls-function"),
-    pytest.param(wrap(global_("argparse", "Namespace") + b"N}" + unicode("__iter__") + SYSTEM_TRUE + b"s\x86b0"
-                      + invoke(global_("builtins", "list"), invoke(global_("argparse", "Namespace")))),
-                 "logging.os.system('true',)", id="build-on-class-patches-iter-slot"),
+    pytest.param(
+        wrap(namespace(append=os_attr("system")) + unicode("true") + b"a"),
+        "logging.os.system('true',)",
+        id="append-on-namespace",
+    ),
+    pytest.param(
+        wrap(
+            namespace(extend=partial(os_attr("spawnvp"), b"K\x00", unicode("true")))
+            + b"("
+            + unicode("true")
+            + b"e"
+        ),
+        "logging.os.spawnvp(0, 'true', ['true'])",
+        id="appends-extend",
+    ),
+    pytest.param(
+        wrap(
+            namespace(add=os_attr("system")) + b"(" + unicode("true") + b"\x90", 4, use_frame=False
+        ),
+        "logging.os.system('true',)",
+        id="additems-add",
+    ),
+    pytest.param(
+        wrap(namespace(__setstate__=os_attr("system")) + unicode("true") + b"b"),
+        "logging.os.system('true',)",
+        id="second-build-calls-planted-setstate",
+    ),
+    pytest.param(
+        wrap(invoke(global_("builtins", "dict"), namespace(keys=SYSTEM_TRUE))),
+        "logging.os.system('true',)",
+        id="dict-calls-planted-keys",
+    ),
+    pytest.param(
+        wrap(invoke(global_("collections", "OrderedDict"), namespace(keys=SYSTEM_TRUE))),
+        "logging.os.system('true',)",
+        id="ordereddict-calls-planted-keys",
+    ),
+    pytest.param(
+        wrap(
+            invoke(
+                global_("copyreg", "_reconstructor"),
+                global_("collections", "OrderedDict"),
+                global_("builtins", "dict"),
+                namespace(keys=SYSTEM_TRUE),
+            )
+        ),
+        "logging.os.system('true',)",
+        id="reconstructor-dict-base-calls-planted-keys",
+    ),
+    pytest.param(
+        b"\x80\x02(" + SYSTEM_TRUE + b"o.",
+        "logging.os.system('true',)",
+        id="obj-without-args-calls-partial",
+    ),
+    pytest.param(
+        b"\x80\x02(iuuid\n_ip_getnode\n.",
+        "uuid._ip_getnode()",
+        id="inst-without-args-calls-function",
+    ),
+    pytest.param(
+        wrap(
+            global_("argparse", "Namespace")
+            + b"N}"
+            + unicode("__iter__")
+            + SYSTEM_TRUE
+            + b"s\x86b0"
+            + invoke(global_("builtins", "list"), invoke(global_("argparse", "Namespace")))
+        ),
+        "logging.os.system('true',)",
+        id="build-on-class-patches-iter-slot",
+    ),
 ]
 
 
@@ -72,8 +119,12 @@ def test_implicit_call_is_dangerous_and_runs(tmp_path: Path, data: bytes, ran: s
 
 
 def test_implicit_call_parameter_detach_in_torch_zip(tmp_path: Path) -> None:
-    parameter = invoke(global_("torch._utils", "_rebuild_parameter"), namespace(detach=SYSTEM_TRUE),
-                       b"\x89", invoke(global_("collections", "OrderedDict")))
+    parameter = invoke(
+        global_("torch._utils", "_rebuild_parameter"),
+        namespace(detach=SYSTEM_TRUE),
+        b"\x89",
+        invoke(global_("collections", "OrderedDict")),
+    )
     data = small_torch_zip(wrap(b"}" + unicode("w") + parameter + b"s"))
     assert_dangerous_and_reached(tmp_path, data, "model.pt", "torch", "logging.os.system('true',)")
 
@@ -94,8 +145,9 @@ def test_build_on_module_monkeypatches_it(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- module aliases
 
 
-@pytest.mark.parametrize(("module", "name"), [("logging", "os"), ("random", "_os")],
-                         ids=["logging.os", "random._os"])
+@pytest.mark.parametrize(
+    ("module", "name"), [("logging", "os"), ("random", "_os")], ids=["logging.os", "random._os"]
+)
 def test_module_alias_reference_is_dangerous(tmp_path: Path, module: str, name: str) -> None:
     data = wrap(b"}" + unicode("m") + global_(module, name) + b"s")
     _, report = audit_against_torch(tmp_path, data, "model.pkl")
@@ -124,15 +176,26 @@ def _meta_args() -> bytes:
     return b"(" + global_("torch", "float32") + b"(K\x00t(K\x01t\x89t"
 
 
-_HOOK_DICTS = ["_backward_hooks", "_backward_pre_hooks", "_forward_hooks",
-               "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-               "_forward_pre_hooks_with_kwargs"]
+_HOOK_DICTS = [
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks_with_kwargs",
+]
 # nn.Identity made by NEWOBJ + BUILD (no __init__): calling it runs its _forward_pre_hooks.
 HOOKED_MODULE = (
-    global_("torch.nn.modules.linear", "Identity") + b")\x81}"
-    + unicode("_forward_pre_hooks") + invoke(OD) + b"(K\x00" + PAYLOAD + b"us"
+    global_("torch.nn.modules.linear", "Identity")
+    + b")\x81}"
+    + unicode("_forward_pre_hooks")
+    + invoke(OD)
+    + b"(K\x00"
+    + PAYLOAD
+    + b"us"
     + b"".join(unicode(k) + b"}s" for k in ("_parameters", "_buffers", "_modules"))
-    + unicode("training") + b"\x88s"
+    + unicode("training")
+    + b"\x88s"
     + b"".join(unicode(k) + invoke(OD) + b"s" for k in _HOOK_DICTS)
     + b"b"
 )
@@ -140,57 +203,133 @@ HOOKED_MODULE = (
 PLANTED_METHODS = [
     # A. methods the name list lacked
     pytest.param(wrap(invoke(OD, namespace(items=PAYLOAD))), id="ordereddict-falls-back-to-items"),
-    pytest.param(wrap(invoke(global_("uuid", "UUID"), namespace(replace=PAYLOAD))),
-                 id="uuid-calls-planted-replace"),
+    pytest.param(
+        wrap(invoke(global_("uuid", "UUID"), namespace(replace=PAYLOAD))),
+        id="uuid-calls-planted-replace",
+    ),
     # B. the attribute name is computed by a call: str('keys') is the str 'keys'
-    pytest.param(wrap(invoke(global_("builtins", "dict"), invoke(global_("types", "SimpleNamespace")) + b"}"
-                             + invoke(global_("builtins", "str"), unicode("keys")) + PAYLOAD + b"sb")),
-                 id="computed-key-str-dict"),
-    pytest.param(wrap(invoke(OD, invoke(global_("types", "SimpleNamespace")) + b"}"
-                             + invoke(global_("builtins", "str"), unicode("keys")) + PAYLOAD + b"sb")),
-                 id="computed-key-str-ordereddict"),
+    pytest.param(
+        wrap(
+            invoke(
+                global_("builtins", "dict"),
+                invoke(global_("types", "SimpleNamespace"))
+                + b"}"
+                + invoke(global_("builtins", "str"), unicode("keys"))
+                + PAYLOAD
+                + b"sb",
+            )
+        ),
+        id="computed-key-str-dict",
+    ),
+    pytest.param(
+        wrap(
+            invoke(
+                OD,
+                invoke(global_("types", "SimpleNamespace"))
+                + b"}"
+                + invoke(global_("builtins", "str"), unicode("keys"))
+                + PAYLOAD
+                + b"sb",
+            )
+        ),
+        id="computed-key-str-ordereddict",
+    ),
     # C. other writers of an object's attributes
-    pytest.param(wrap(invoke(OD, partial(global_("builtins", "int")) + b"(" + global_("builtins", "int")
-                             + b")N}" + unicode("keys") + PAYLOAD + b"stb")),
-                 id="partial-4tuple-state-dict"),
-    pytest.param(wrap(invoke(OD, invoke(global_("torch._tensor", "_rebuild_from_type_v2"),
-                                        global_("torch._utils", "_rebuild_meta_tensor_no_storage"),
-                                        global_("torch", "Tensor"), _meta_args(),
-                                        b"}" + unicode("keys") + PAYLOAD + b"s"))),
-                 id="rebuild-from-type-v2-state"),
-    pytest.param(wrap(invoke(OD, invoke(global_("torch._tensor", "_rebuild_from_type"),
-                                        global_("torch._utils", "_rebuild_meta_tensor_no_storage"),
-                                        global_("torch.nn.parameter", "Parameter"), _meta_args(),
-                                        b"}" + unicode("keys") + PAYLOAD + b"s"))),
-                 id="rebuild-from-type-v1-dict"),
-    pytest.param(wrap(invoke(OD, invoke(global_("torch._utils", "_rebuild_parameter_with_state"),
-                                        global_("torch._utils", "_rebuild_meta_tensor_no_storage")
-                                        + _meta_args() + b"R",
-                                        b"\x89", invoke(OD), b"}" + unicode("keys") + PAYLOAD + b"s"))),
-                 id="rebuild-parameter-with-state"),
+    pytest.param(
+        wrap(
+            invoke(
+                OD,
+                partial(global_("builtins", "int"))
+                + b"("
+                + global_("builtins", "int")
+                + b")N}"
+                + unicode("keys")
+                + PAYLOAD
+                + b"stb",
+            )
+        ),
+        id="partial-4tuple-state-dict",
+    ),
+    pytest.param(
+        wrap(
+            invoke(
+                OD,
+                invoke(
+                    global_("torch._tensor", "_rebuild_from_type_v2"),
+                    global_("torch._utils", "_rebuild_meta_tensor_no_storage"),
+                    global_("torch", "Tensor"),
+                    _meta_args(),
+                    b"}" + unicode("keys") + PAYLOAD + b"s",
+                ),
+            )
+        ),
+        id="rebuild-from-type-v2-state",
+    ),
+    pytest.param(
+        wrap(
+            invoke(
+                OD,
+                invoke(
+                    global_("torch._tensor", "_rebuild_from_type"),
+                    global_("torch._utils", "_rebuild_meta_tensor_no_storage"),
+                    global_("torch.nn.parameter", "Parameter"),
+                    _meta_args(),
+                    b"}" + unicode("keys") + PAYLOAD + b"s",
+                ),
+            )
+        ),
+        id="rebuild-from-type-v1-dict",
+    ),
+    pytest.param(
+        wrap(
+            invoke(
+                OD,
+                invoke(
+                    global_("torch._utils", "_rebuild_parameter_with_state"),
+                    global_("torch._utils", "_rebuild_meta_tensor_no_storage")
+                    + _meta_args()
+                    + b"R",
+                    b"\x89",
+                    invoke(OD),
+                    b"}" + unicode("keys") + PAYLOAD + b"s",
+                ),
+            )
+        ),
+        id="rebuild-parameter-with-state",
+    ),
     # D. a callable instance (an nn.Module with a forward pre-hook) planted as keys
-    pytest.param(wrap(invoke(global_("builtins", "dict"), namespace(keys=HOOKED_MODULE))),
-                 id="module-instance-planted-as-keys"),
+    pytest.param(
+        wrap(invoke(global_("builtins", "dict"), namespace(keys=HOOKED_MODULE))),
+        id="module-instance-planted-as-keys",
+    ),
 ]
 
 
 def test_uncatalogued_payload_alone_is_not_dangerous(tmp_path: Path) -> None:
     """Keeps the planted tests honest: only the route makes them dangerous. (If uuid's helper
     is ever catalogued, pick another uncatalogued callable for PAYLOAD.)"""
-    _, report = audit_against_torch(tmp_path, wrap(b"}" + unicode("f") + PAYLOAD + b"s"), "model.pkl")
+    _, report = audit_against_torch(
+        tmp_path, wrap(b"}" + unicode("f") + PAYLOAD + b"s"), "model.pkl"
+    )
     assert report.status is Status.INCOMPATIBLE, report.findings
 
 
 @pytest.mark.parametrize("data", PLANTED_METHODS)
 def test_planted_method_is_dangerous_and_runs(tmp_path: Path, data: bytes) -> None:
-    assert_dangerous_and_reached(tmp_path, data, "model.pkl", "pickle", REACHED, with_gadget_targets)
+    assert_dangerous_and_reached(
+        tmp_path, data, "model.pkl", "pickle", REACHED, with_gadget_targets
+    )
 
 
 def test_planted_keys_in_rebuild_state_reach_torch_load(tmp_path: Path) -> None:
     """The same gadget as data.pkl of a torch zip: torch.load's own unpickling reaches it."""
-    tensor = invoke(global_("torch._tensor", "_rebuild_from_type_v2"),
-                    global_("torch._utils", "_rebuild_meta_tensor_no_storage"), global_("torch", "Tensor"),
-                    _meta_args(), b"}" + unicode("keys") + PAYLOAD + b"s")
+    tensor = invoke(
+        global_("torch._tensor", "_rebuild_from_type_v2"),
+        global_("torch._utils", "_rebuild_meta_tensor_no_storage"),
+        global_("torch", "Tensor"),
+        _meta_args(),
+        b"}" + unicode("keys") + PAYLOAD + b"s",
+    )
     data = small_torch_zip(wrap(b"}" + unicode("w") + invoke(OD, tensor) + b"s"))
     assert_dangerous_and_reached(tmp_path, data, "model.pt", "torch", REACHED, with_gadget_targets)
 
@@ -200,12 +339,21 @@ def test_planted_keys_in_rebuild_state_reach_torch_load(tmp_path: Path) -> None:
 # subclass: the exemption is for the user's classes only (second campaign).
 
 STDLIB_IN_BENIGN_SHAPES = [
-    pytest.param(wrap(invoke(global_("unittest", "TestProgram"), unicode("antigravity"))),
-                 "unittest.TestProgram('antigravity',)", id="enum-shape-unittest-testprogram"),
-    pytest.param(wrap(global_("unittest", "TestProgram") + b")R(" + unicode("a") + b"K\x01u"),
-                 "unittest.TestProgram()", id="mapping-shape-unittest-testprogram"),
-    pytest.param(wrap(invoke(global_("_sqlite3", "Connection"), unicode("/tmp/x.db"))),
-                 "_sqlite3.Connection('/tmp/x.db',)", id="enum-shape-sqlite3-connection"),
+    pytest.param(
+        wrap(invoke(global_("unittest", "TestProgram"), unicode("antigravity"))),
+        "unittest.TestProgram('antigravity',)",
+        id="enum-shape-unittest-testprogram",
+    ),
+    pytest.param(
+        wrap(global_("unittest", "TestProgram") + b")R(" + unicode("a") + b"K\x01u"),
+        "unittest.TestProgram()",
+        id="mapping-shape-unittest-testprogram",
+    ),
+    pytest.param(
+        wrap(invoke(global_("_sqlite3", "Connection"), unicode("/tmp/x.db"))),
+        "_sqlite3.Connection('/tmp/x.db',)",
+        id="enum-shape-sqlite3-connection",
+    ),
 ]
 
 
@@ -236,29 +384,60 @@ def _tuple(*items: bytes) -> bytes:
 def _class_of(meta: tuple[str, str], **namespace: bytes) -> bytes:
     """NEWOBJ meta('X', (object,), namespace): a class whose methods the file wrote."""
     ns = b"}(" + b"".join(unicode(k) + v for k, v in namespace.items()) + b"u"
-    return global_(*meta) + _tuple(unicode("X"), _tuple(global_("builtins", "object")), ns) + b"\x81"
+    return (
+        global_(*meta) + _tuple(unicode("X"), _tuple(global_("builtins", "object")), ns) + b"\x81"
+    )
 
 
 def _needs(module: str) -> list[pytest.MarkDecorator]:
     return [] if importlib.util.find_spec(module) else [pytest.mark.skip(f"no {module}")]
 
 
-_METACLASSES = [("numbers", "ABCMeta"), ("typing", "_ProtocolMeta"), ("_py_abc", "ABCMeta"),
-                ("torch.nn.parameter", "_ParameterMeta")]
+_METACLASSES = [
+    ("numbers", "ABCMeta"),
+    ("typing", "_ProtocolMeta"),
+    ("_py_abc", "ABCMeta"),
+    ("torch.nn.parameter", "_ParameterMeta"),
+]
 
 NEWOBJ_GADGETS = [
     # A. NEWOBJ of a metaclass alias: the instance's death (POP) runs the planted __del__ ...
-    *[pytest.param(wrap(_class_of(meta, __del__=PAYLOAD) + b")\x81" + b"0}"),
-                   id=f"newobj-metaclass-{'.'.join(meta)}-del") for meta in _METACLASSES],
+    *[
+        pytest.param(
+            wrap(_class_of(meta, __del__=PAYLOAD) + b")\x81" + b"0}"),
+            id=f"newobj-metaclass-{'.'.join(meta)}-del",
+        )
+        for meta in _METACLASSES
+    ],
     # ... and BUILD on an instance runs the planted __setstate__ (a class attribute, not state).
-    pytest.param(wrap(_class_of(("numbers", "ABCMeta"), __setstate__=PAYLOAD) + b")\x81"
-                      + unicode("x") + b"b0}"), id="newobj-metaclass-numbers.ABCMeta-setstate"),
+    pytest.param(
+        wrap(
+            _class_of(("numbers", "ABCMeta"), __setstate__=PAYLOAD)
+            + b")\x81"
+            + unicode("x")
+            + b"b0}"
+        ),
+        id="newobj-metaclass-numbers.ABCMeta-setstate",
+    ),
     # B. NEWOBJ weakref.ref(set(), callback): the set dies with the argument tuple -> callback.
-    pytest.param(wrap(global_("weakref", "ref") + _tuple(invoke(global_("builtins", "set")), PAYLOAD)
-                      + b"\x810}"), id="newobj-weakref-ref-callback"),
-    pytest.param(wrap(b"}(" + unicode("w") + global_("_weakref", "ref")
-                      + _tuple(invoke(global_("builtins", "set")), PAYLOAD) + b"\x81u"),
-                 id="newobj-_weakref-ref-callback-kept"),
+    pytest.param(
+        wrap(
+            global_("weakref", "ref")
+            + _tuple(invoke(global_("builtins", "set")), PAYLOAD)
+            + b"\x810}"
+        ),
+        id="newobj-weakref-ref-callback",
+    ),
+    pytest.param(
+        wrap(
+            b"}("
+            + unicode("w")
+            + global_("_weakref", "ref")
+            + _tuple(invoke(global_("builtins", "set")), PAYLOAD)
+            + b"\x81u"
+        ),
+        id="newobj-_weakref-ref-callback-kept",
+    ),
 ]
 
 # C. NEWOBJ (no __init__) + BUILD {'close': payload} + POP: the class's __del__ calls self.close().
@@ -283,7 +462,9 @@ def test_destructor_calls_planted_close(
     tmp_path: Path, module: str, cls: str, extra: bytes
 ) -> None:
     state = b"}(" + unicode("close") + PAYLOAD + extra + b"u"
-    assert_dangerous_and_reached_by_newobj(tmp_path, wrap(global_(module, cls) + b")\x81" + state + b"b0}"))
+    assert_dangerous_and_reached_by_newobj(
+        tmp_path, wrap(global_(module, cls) + b")\x81" + state + b"b0}")
+    )
 
 
 # --------------------------------------------------------------------------- keys of a global
@@ -294,7 +475,9 @@ def test_destructor_calls_planted_close(
 
 KEYS_OF_A_GLOBAL = [
     pytest.param(b"cbuiltins\ndict\ncpkg\nCls\n\x85R.", id="dict-of-a-global"),
-    pytest.param(b"ccollections\nOrderedDict\ncpkg.sub\nhelper\n\x85R.", id="ordereddict-of-a-global"),
+    pytest.param(
+        b"ccollections\nOrderedDict\ncpkg.sub\nhelper\n\x85R.", id="ordereddict-of-a-global"
+    ),
     pytest.param(b"(cbuiltins\ndict\ncuuid\n_get_command_stdout\no.", id="dict-of-a-global-by-obj"),
     pytest.param(
         b"ccollections\ndefaultdict\ncmymod\nModel\ncmymod\nrun\n\x86R.",

@@ -16,8 +16,13 @@ MORPH = "root['model_state_dict']['slots.mid._extra_state']"
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_help() -> None:
@@ -75,7 +80,10 @@ def test_findings_document_regenerates_identically(tmp_path: Path) -> None:
     out = tmp_path / "results.md"
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "make_findings_doc.py"), "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     assert result.returncode == 0, result.stderr

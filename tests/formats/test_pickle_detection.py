@@ -34,8 +34,10 @@ def test_pickle_starting_with_a_rare_opcode_is_dangerous_and_runs(
     tmp_path: Path, first: str, zip_tail: bool
 ) -> None:
     data = FIRST_OPCODE[first] + (saved_bytes({"w": torch.zeros(2)}) if zip_tail else b"")
-    report = assert_dangerous_and_reached(tmp_path, data, "model.pt", "torch", RAN,
-                                          with_gadget_targets)
+    report = assert_dangerous_and_reached(
+        tmp_path, data, "model.pt", "torch", RAN, with_gadget_targets
+    )
     assert report.format == "pickle"
-    assert any(RAN in c for c in payload_calls(tmp_path / "model.pt", "pickle",
-                                               with_gadget_targets))
+    assert any(
+        RAN in c for c in payload_calls(tmp_path / "model.pt", "pickle", with_gadget_targets)
+    )

@@ -44,20 +44,34 @@ MAGIC_AND_PROTOCOL = LEGACY_MAGIC_PKL + LEGACY_PROTOCOL_PKL
 FRAME_TAILS = [
     # sys_info {} then STOP; the frame's tail 'N.N.' is what a reader resuming after STOP sees
     # (object None, storage keys None), and the real object pickle follows the frame.
-    pytest.param(MAGIC_AND_PROTOCOL + _frame(b"}.N.N.", 9000) + HOSTILE + EMPTY_LIST_PKL,
-                 ["torch", "torch-fileobj", "torch-bytesio"], id="legacy-sysinfo-frame-tail-9000"),
+    pytest.param(
+        MAGIC_AND_PROTOCOL + _frame(b"}.N.N.", 9000) + HOSTILE + EMPTY_LIST_PKL,
+        ["torch", "torch-fileobj", "torch-bytesio"],
+        id="legacy-sysinfo-frame-tail-9000",
+    ),
     # A 64-byte frame: a path is peeked (resumes after STOP), BytesIO resumes after the frame.
-    pytest.param(MAGIC_AND_PROTOCOL + _frame(b"}.N.].", 64) + HOSTILE + EMPTY_LIST_PKL,
-                 ["torch-bytesio"], id="legacy-sysinfo-frame-tail-64"),
+    pytest.param(
+        MAGIC_AND_PROTOCOL + _frame(b"}.N.].", 64) + HOSTILE + EMPTY_LIST_PKL,
+        ["torch-bytesio"],
+        id="legacy-sysinfo-frame-tail-64",
+    ),
     # The object pickle framed, so the storage-keys pickle torch really reads follows the frame.
-    pytest.param(MAGIC_AND_PROTOCOL + EMPTY_DICT_PKL + _frame(BENIGN[2:] + b"N.", 9000)
-                 + HOSTILE[:-1] + b"0].", ["torch", "torch-bytesio"],
-                 id="legacy-object-frame-tail-9000"),
+    pytest.param(
+        MAGIC_AND_PROTOCOL
+        + EMPTY_DICT_PKL
+        + _frame(BENIGN[2:] + b"N.", 9000)
+        + HOSTILE[:-1]
+        + b"0].",
+        ["torch", "torch-bytesio"],
+        id="legacy-object-frame-tail-9000",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("data", "loaders"), FRAME_TAILS)
-def test_legacy_stop_inside_a_frame_is_dangerous_and_runs(tmp_path: Path, data: bytes, loaders: list[str]) -> None:
+def test_legacy_stop_inside_a_frame_is_dangerous_and_runs(
+    tmp_path: Path, data: bytes, loaders: list[str]
+) -> None:
     path, report = audit_against_torch(tmp_path, data, "model.pt")
     assert report.status is Status.DANGEROUS, report.findings
     for loader in loaders:

@@ -23,8 +23,12 @@ from ckptaudit.findings import Status
 
 # --------------------------------------------------------------------------- polyglots
 
-TAR_HOSTILE = [("x", b""), ("storages", HOSTILE), ("tensors", b"\x80\x02K\x00."),
-               ("pickle", BENIGN)]
+TAR_HOSTILE = [
+    ("x", b""),
+    ("storages", HOSTILE),
+    ("tensors", b"\x80\x02K\x00."),
+    ("pickle", BENIGN),
+]
 
 
 def _legacy_in_name(header: bytearray) -> None:
@@ -52,19 +56,53 @@ def _pickle_in_longname(header: bytearray) -> None:
 
 
 TARS = [
-    pytest.param(tar_of(TAR_HOSTILE, first_header=_legacy_in_name), "model.pt", "torch", True,
-                 id="polyglot-legacy-tar"),
-    pytest.param(tar_of(TAR_HOSTILE, first_header=_safetensors_in_header), "model.pt", "torch",
-                 True, id="polyglot-safetensors-tar"),
-    pytest.param(tar_of(TAR_HOSTILE, first_header=_safetensors_in_header), "model.safetensors",
-                 "torch-fileobj", True, id="polyglot-safetensors-tar-named-safetensors"),
+    pytest.param(
+        tar_of(TAR_HOSTILE, first_header=_legacy_in_name),
+        "model.pt",
+        "torch",
+        True,
+        id="polyglot-legacy-tar",
+    ),
+    pytest.param(
+        tar_of(TAR_HOSTILE, first_header=_safetensors_in_header),
+        "model.pt",
+        "torch",
+        True,
+        id="polyglot-safetensors-tar",
+    ),
+    pytest.param(
+        tar_of(TAR_HOSTILE, first_header=_safetensors_in_header),
+        "model.safetensors",
+        "torch-fileobj",
+        True,
+        id="polyglot-safetensors-tar-named-safetensors",
+    ),
     # Its first header's name field is the pickle `}.`: a tar and a plain pickle at once.
-    pytest.param(tar_of([("d" * 6000, b""), *TAR_HOSTILE[1:]], first_header=_pickle_in_longname,
-                        fmt=tarfile.GNU_FORMAT),
-                 "model.pt", "torch", True, id="tar-gnu-longname-past-4k"),
-    pytest.param(tar_of([("sys_info", EMPTY_DICT_PKL), ("storages", b"\x80\x02K\x00." + HOSTILE),
-                         ("tensors", b"\x80\x02K\x00."), ("pickle", BENIGN)]),
-                 "model.tar", "torch", False, id="tar-storage-views-pickle"),
+    pytest.param(
+        tar_of(
+            [("d" * 6000, b""), *TAR_HOSTILE[1:]],
+            first_header=_pickle_in_longname,
+            fmt=tarfile.GNU_FORMAT,
+        ),
+        "model.pt",
+        "torch",
+        True,
+        id="tar-gnu-longname-past-4k",
+    ),
+    pytest.param(
+        tar_of(
+            [
+                ("sys_info", EMPTY_DICT_PKL),
+                ("storages", b"\x80\x02K\x00." + HOSTILE),
+                ("tensors", b"\x80\x02K\x00."),
+                ("pickle", BENIGN),
+            ]
+        ),
+        "model.tar",
+        "torch",
+        False,
+        id="tar-storage-views-pickle",
+    ),
 ]
 
 
@@ -103,10 +141,13 @@ def test_huge_pax_record_is_a_limit_error() -> None:
 
 
 def test_legit_pax_header_is_still_a_torch_tar(tmp_path: Path) -> None:
-    members = [("données-é.txt", b"x"), ("sys_info", pickle.dumps({"protocol_version": 1001}, 2)),
-               ("pickle", pickle.dumps({"a": 1}, 2)),
-               ("storages", pickle.dumps(0, 2) + pickle.dumps([], 2)),
-               ("tensors", pickle.dumps(0, 2))]
+    members = [
+        ("données-é.txt", b"x"),
+        ("sys_info", pickle.dumps({"protocol_version": 1001}, 2)),
+        ("pickle", pickle.dumps({"a": 1}, 2)),
+        ("storages", pickle.dumps(0, 2) + pickle.dumps([], 2)),
+        ("tensors", pickle.dumps(0, 2)),
+    ]
     data = tar_of(members, fmt=tarfile.PAX_FORMAT)
     assert data[156:157] == b"x"  # the first header is a PAX record
     _, report = audit_against_torch(tmp_path, data, "model.tar")

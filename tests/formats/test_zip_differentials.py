@@ -43,27 +43,54 @@ def zip64_two_directories() -> bytes:
     for name, data in members:
         offsets.append(len(out))
         crc, n = zlib.crc32(data), name.encode()
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc, len(data),
-                           len(data), len(n), 0) + n + data
-        entries.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x031E, 20, 0, 0, 0, 0x21,
-                                   crc, len(data), len(data), len(n), 0, 0, 0, 0, 0,
-                                   offsets[-1]) + n)
+        out += (
+            struct.pack(
+                "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc, len(data), len(data), len(n), 0
+            )
+            + n
+            + data
+        )
+        entries.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                0x031E,
+                20,
+                0,
+                0,
+                0,
+                0x21,
+                crc,
+                len(data),
+                len(data),
+                len(n),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offsets[-1],
+            )
+            + n
+        )
     benign_cd, hostile_cd = b"".join(entries[:3]), entries[3] + entries[1] + entries[2]
     benign_at = len(out)
     out += benign_cd
     hostile_at = len(out)
     out += hostile_cd
     record_at = len(out)
-    out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, 3, 3, len(hostile_cd),
-                       hostile_at)
+    out += struct.pack(
+        "<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, 3, 3, len(hostile_cd), hostile_at
+    )
     out += struct.pack("<IIQI", 0x07064B50, 0, record_at, 1)
     out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 3, 3, len(benign_cd), benign_at, 0)
     return bytes(out)
 
 
 def test_zip64_record_overrides_32bit_end_record(tmp_path: Path) -> None:
-    report = assert_dangerous_and_reached(tmp_path, zip64_two_directories(), "model.pt", "torch",
-                                          "os.system('true',)")
+    report = assert_dangerous_and_reached(
+        tmp_path, zip64_two_directories(), "model.pt", "torch", "os.system('true',)"
+    )
     assert not report.weights_only_compatible
     assert not torch_weights_only_loads(tmp_path / "model.pt")
 
@@ -72,8 +99,11 @@ def test_zip64_record_overrides_32bit_end_record(tmp_path: Path) -> None:
 
 
 def _tz(data_pkl: bytes = BENIGN, *extra: dict[str, object], **fields: int) -> list:
-    return [raw_member("archive/data.pkl", data_pkl, **fields), *extra,
-            raw_member("archive/version", b"3\n")]
+    return [
+        raw_member("archive/data.pkl", data_pkl, **fields),
+        *extra,
+        raw_member("archive/version", b"3\n"),
+    ]
 
 
 def test_central_record_beyond_the_count_is_dangerous(tmp_path: Path) -> None:
@@ -83,7 +113,9 @@ def test_central_record_beyond_the_count_is_dangerous(tmp_path: Path) -> None:
     end = data.rindex(b"PK\x05\x06")
     cd_size, cd_at = struct.unpack_from("<II", data, end + 12)
     first = 46 + len("archive/data.pkl")
-    data[cd_at : cd_at + cd_size] = data[cd_at + first : cd_at + cd_size] + data[cd_at : cd_at + first]
+    data[cd_at : cd_at + cd_size] = (
+        data[cd_at + first : cd_at + cd_size] + data[cd_at : cd_at + first]
+    )
     struct.pack_into("<HH", data, end + 8, 2, 2)
     path, report = audit_against_torch(tmp_path, bytes(data), "model.pt")
     assert report.weights_only_compatible is True  # torch loads the benign pickle (and audit
@@ -104,9 +136,10 @@ MINIZ_REFUSALS = [
     pytest.param(raw_zip(_tz(), zip64={"size_rec": 0}), id="zip64-record-too-short"),
     pytest.param(raw_zip(_tz(), zip64={"this_disk": 3, "cd_disk": 3}), id="zip64-this-disk-3"),
     pytest.param(raw_zip(_tz(), zip64={"on_disk": 5}), id="zip64-entries-on-disk-differ"),
-    pytest.param(raw_zip(_tz(BENIGN, raw_member("archive/extra", b"hello", method=8,
-                                                payload=b"", csize=0))),
-                 id="deflated-member-csize-0-size-5"),
+    pytest.param(
+        raw_zip(_tz(BENIGN, raw_member("archive/extra", b"hello", method=8, payload=b"", csize=0))),
+        id="deflated-member-csize-0-size-5",
+    ),
     pytest.param(raw_zip(_tz(), junk=b"J" * 5000), id="junk-5000-after-end-record"),
 ]
 
@@ -129,8 +162,10 @@ def test_zip_that_miniz_refuses_is_never_compatible(tmp_path: Path, data: bytes)
 
 @functools.cache
 def _saved_small_and_large() -> dict[str, bytes]:
-    return {"dict": saved_bytes({"a": 1, "w": torch.ones(3)}),
-            "tensor-1mb": saved_bytes({"w": torch.ones(256 * 1024)})}
+    return {
+        "dict": saved_bytes({"a": 1, "w": torch.ones(3)}),
+        "tensor-1mb": saved_bytes({"w": torch.ones(256 * 1024)}),
+    }
 
 
 @pytest.mark.parametrize("n", [4074, 4075, 8200, 65514, 70000])
@@ -138,14 +173,16 @@ def _saved_small_and_large() -> dict[str, bytes]:
 def test_junk_after_the_end_record_follows_miniz_reach(tmp_path: Path, kind: str, n: int) -> None:
     """Junk after the end record: miniz searches back in 4 KiB steps with a signed offset,
     so whether torch finds it depends on the file's size; ckptaudit's verdict follows."""
-    path, report = audit_against_torch(tmp_path, _saved_small_and_large()[kind] + b"J" * n,
-                                       "model.pt")
+    path, report = audit_against_torch(
+        tmp_path, _saved_small_and_large()[kind] + b"J" * n, "model.pt"
+    )
     assert report.weights_only_compatible is torch_weights_only_loads(path)  # live, as in audit
     if not report.weights_only_compatible:
         assert report.status is not Status.COMPATIBLE, report.findings
 
 
 # --------------------------------------------------------------------------- stored sizes
+
 
 def _extra_stored_mismatch(time: int) -> bytes:
     return raw_zip(_tz(BENIGN, raw_member("archive/extra", b"hellohello", csize=4, time=time)))
@@ -156,8 +193,9 @@ def _data_pkl_stored_mismatch(time: int) -> bytes:
 
 
 @pytest.mark.parametrize("time", [1, 0], ids=["time-1", "time-0"])
-@pytest.mark.parametrize("build", [_extra_stored_mismatch, _data_pkl_stored_mismatch],
-                         ids=["extra", "data-pkl"])
+@pytest.mark.parametrize(
+    "build", [_extra_stored_mismatch, _data_pkl_stored_mismatch], ids=["extra", "data-pkl"]
+)
 def test_stored_size_mismatch_is_read_with_the_time_field(
     tmp_path: Path, build: Callable[[int], bytes], time: int
 ) -> None:
@@ -172,8 +210,11 @@ def test_stored_size_mismatch_is_read_with_the_time_field(
 # --------------------------------------------------------------------------- byteorder twice
 
 
-@pytest.mark.parametrize("order", [("little", "middle"), ("middle", "little")],
-                         ids=["little-then-middle", "middle-then-little"])
+@pytest.mark.parametrize(
+    "order",
+    [("little", "middle"), ("middle", "little")],
+    ids=["little-then-middle", "middle-then-little"],
+)
 def test_duplicate_byteorder_records_follow_torch(tmp_path: Path, order: tuple[str, str]) -> None:
     extra = [raw_member("archive/byteorder", o.encode()) for o in order]
     path, report = audit_against_torch(tmp_path, raw_zip(_tz(BENIGN, *extra)), "model.pt")

@@ -234,7 +234,9 @@ def value(draw: Callable[[Any], Any], depth: int = 0) -> tuple[bytes, bool]:
     if kind == "int":
         return binint(draw(st.integers(-(2**31), 2**31 - 1))), False
     if kind == "str":
-        return short_unicode(draw(st.text(max_size=8).filter(lambda s: len(s.encode()) < 256))), False
+        return short_unicode(
+            draw(st.text(max_size=8).filter(lambda s: len(s.encode()) < 256))
+        ), False
     if kind == "none":
         return none(), False
     if kind == "bytes":

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 # --------------------------------------------------------------------------- hand-written zips
 
+
 @dataclass(frozen=True)
 class ZipMember:
     """One stored (uncompressed) zip entry, with knobs for malformations."""
@@ -434,7 +435,9 @@ def tar_of(
         header[148:156] = b"%07o " % sum(header)
         raw[:512] = header
     pos = 0
-    for (_name, body), declared in zip(members, declared_sizes or [None] * len(members), strict=True):
+    for (_name, body), declared in zip(
+        members, declared_sizes or [None] * len(members), strict=True
+    ):
         if declared is not None:
             raw[pos + 124 : pos + 136] = b"\x80" + declared.to_bytes(11, "big")
             raw[pos + 148 : pos + 156] = b" " * 8

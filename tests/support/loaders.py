@@ -118,7 +118,10 @@ GADGET_TARGETS: dict[tuple[str, str], object] = {
     ("builtins", "int"): int,
     ("torch", "Tensor"): torch.Tensor,
     ("torch", "float32"): torch.float32,
-    ("torch._utils", "_rebuild_meta_tensor_no_storage"): torch._utils._rebuild_meta_tensor_no_storage,
+    (
+        "torch._utils",
+        "_rebuild_meta_tensor_no_storage",
+    ): torch._utils._rebuild_meta_tensor_no_storage,
     ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
     ("torch._tensor", "_rebuild_from_type"): torch._tensor._rebuild_from_type,
     ("torch._tensor", "_rebuild_from_type_v2"): torch._tensor._rebuild_from_type_v2,
@@ -179,7 +182,9 @@ def recording_pickle_module(*real: Mapping[tuple[str, str], object]) -> types.Mo
             key = (module, name)
             if key not in resolved:
                 harmless = key in HARMLESS
-                resolved[key] = super().find_class(*key) if harmless else Recorder(".".join(key), log)
+                resolved[key] = (
+                    super().find_class(*key) if harmless else Recorder(".".join(key), log)
+                )
             return resolved[key]
 
     stub = types.ModuleType("recording_pickle")

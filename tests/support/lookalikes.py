@@ -123,8 +123,13 @@ def _whole_module_with_function_attribute() -> object:
 
 
 _TORCH_SAVED = [
-    Lookalike("namespace-configs", "torch-saved", _torch_saved(_namespace_configs),
-              "incompatible", "model.pt"),
+    Lookalike(
+        "namespace-configs",
+        "torch-saved",
+        _torch_saved(_namespace_configs),
+        "incompatible",
+        "model.pt",
+    ),
     Lookalike(
         "protocol4-set-deque-frozenset",
         "torch-saved",
@@ -135,11 +140,17 @@ _TORCH_SAVED = [
         "incompatible",
         "model.pt",
     ),
-    Lookalike("plain-state-dict", "torch-saved", _torch_saved(_plain_state_dict), "compatible",
-              "model.pt"),
+    Lookalike(
+        "plain-state-dict", "torch-saved", _torch_saved(_plain_state_dict), "compatible", "model.pt"
+    ),
     # relu is a plain function torch's allowlist lacks: not-allowlisted (CKA201), not dangerous.
-    Lookalike("whole-module-with-function-attribute", "torch-saved",
-              _torch_saved(_whole_module_with_function_attribute), "incompatible", "model.pt"),
+    Lookalike(
+        "whole-module-with-function-attribute",
+        "torch-saved",
+        _torch_saved(_whole_module_with_function_attribute),
+        "incompatible",
+        "model.pt",
+    ),
 ]
 
 # --------------------------------------------------------------------------- Enums and mappings
@@ -249,10 +260,17 @@ _DATA_REBUILDERS = [
 
 # torch's operators kept as values, spelled as protocol 4's dotted STACK_GLOBAL names.
 _TORCH_OPERATORS = [
-    Lookalike(name, "torch-operator-as-data", _const(as_data(ref("torch._C", name, 4))),
-              "incompatible")
-    for name in ["_VariableFunctionsClass.tanh", "_VariableFunctions.add", "TensorBase.sum",
-                 "_TensorBase.mul", "_nn.gelu", "_VariableFunctionsClass"]
+    Lookalike(
+        name, "torch-operator-as-data", _const(as_data(ref("torch._C", name, 4))), "incompatible"
+    )
+    for name in [
+        "_VariableFunctionsClass.tanh",
+        "_VariableFunctions.add",
+        "TensorBase.sum",
+        "_TensorBase.mul",
+        "_nn.gelu",
+        "_VariableFunctionsClass",
+    ]
 ]
 
 # --------------------------------------------------------------------------- single files
@@ -267,22 +285,35 @@ _SINGLE = [
     # getattr(ZoneInfo, '_unpickle') with literal operands, then a call of what it fetched.
     Lookalike("timezone-aware-datetime", "single", _aware_datetime, "incompatible"),
     # A whole Hugging Face model keeps torch._C._nn.gelu as an attribute (not called).
-    Lookalike("native-nn-op-as-attribute", "single",
-              _const(b"\x80\x02}X\x03\x00\x00\x00actctorch._C._nn\ngelu\ns."), "incompatible"),
+    Lookalike(
+        "native-nn-op-as-attribute",
+        "single",
+        _const(b"\x80\x02}X\x03\x00\x00\x00actctorch._C._nn\ngelu\ns."),
+        "incompatible",
+    ),
     # A CamelCase class of the user's code called with one literal: an Enum lookup.
-    Lookalike("user-enum-lookup", "single", _const(b"cmymod\nStage\nK\x02\x85R."),
-              "incompatible"),
-    Lookalike("enum-shaped-call", "single", _const(b"\x80\x02cmylib.states\nStage\nK\x02\x85R."),
-              "incompatible"),
+    Lookalike("user-enum-lookup", "single", _const(b"cmymod\nStage\nK\x02\x85R."), "incompatible"),
+    Lookalike(
+        "enum-shaped-call",
+        "single",
+        _const(b"\x80\x02cmylib.states\nStage\nK\x02\x85R."),
+        "incompatible",
+    ),
     # An OrderedDict subclass: REDUCE(cls, ()), SETITEMS, then BUILD with attributes.
     Lookalike(
         "mapping-subclass-with-attribute-state",
         "single",
         _const(
             wrap(
-                global_("mylib.outputs", "FrozenDict") + empty_tuple() + reduce()
-                + mark() + lit("a") + lit(1) + setitems()
-                + lit({"_frozen": True}) + build()
+                global_("mylib.outputs", "FrozenDict")
+                + empty_tuple()
+                + reduce()
+                + mark()
+                + lit("a")
+                + lit(1)
+                + setitems()
+                + lit({"_frozen": True})
+                + build()
             )
         ),
         "incompatible",
