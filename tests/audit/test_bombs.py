@@ -62,6 +62,7 @@ def million_marks() -> tuple[FileReport, int, int]:
     return report, peak, len(data)
 
 
+@pytest.mark.slow
 def test_a_million_marks() -> None:
     report, peak, size = million_marks()
     assert report.status is Status.ERROR  # STOP finds an empty stack
@@ -69,6 +70,7 @@ def test_a_million_marks() -> None:
     assert peak < 70 * size + 10 * MIB
 
 
+@pytest.mark.slow
 def test_a_million_marks_within_50x() -> None:
     _, peak, size = million_marks()
     assert peak < 50 * size + 10 * MIB
@@ -84,6 +86,7 @@ def deep_list(depth: int, leaf: bytes = b"") -> bytes:
     return bytes(out)
 
 
+@pytest.mark.slow
 def test_a_million_nested_lists_via_memo() -> None:
     # Without tracemalloc (which slows this 20x); memory is checked on the next test.
     report = ckptaudit.audit_bytes(deep_list(1_000_000))
@@ -91,6 +94,7 @@ def test_a_million_nested_lists_via_memo() -> None:
     assert report.stats.opcodes <= report.stats.pickle_bytes
 
 
+@pytest.mark.slow
 def test_nested_lists_memory_and_a_call_at_the_bottom() -> None:
     depth = 50_000
     call = b"\x8c\x05posix\x8c\x06system\x93\x8c\x02id\x85Ra"  # append posix.system('id')
@@ -266,6 +270,7 @@ def test_many_small_pickles_in_a_legacy_tar_storages_member() -> None:
 # A million one-byte objects (second red-team campaign, cde38f1)
 
 
+@pytest.mark.slow
 def test_a_million_empty_dicts_in_a_list() -> None:
     # Measured tracemalloc peaks per input byte (cde38f1): compiled core 120, pure-Python core
     # 281 (before cde38f1 the compiled core took 197). Bounds: 1.5x those. The pure core is
@@ -279,6 +284,7 @@ def test_a_million_empty_dicts_in_a_list() -> None:
     assert per_byte < bound, f"{per_byte:.0f} bytes of peak per input byte"
 
 
+@pytest.mark.slow
 def test_a_million_nones_in_a_list() -> None:
     # Measured: 24.5 bytes of peak per input byte in both cores (100 before cde38f1, when the
     # top-level summary materialised every entry of the root); bound 1.5x that.

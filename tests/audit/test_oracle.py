@@ -29,6 +29,8 @@ from torch import nn
 import ckptaudit
 from ckptaudit.findings import Remedy, Status
 
+pytestmark = pytest.mark.torch
+
 
 def _linear() -> dict[str, Any]:
     torch.manual_seed(0)

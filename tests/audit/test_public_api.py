@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ckptaudit
 
 
@@ -32,6 +34,7 @@ def test_all_is_exact() -> None:
         assert getattr(ckptaudit, name) is not None
 
 
+@pytest.mark.torch  # the demo's models are torch modules
 def test_the_core_package_holds_no_demo() -> None:
     """The demo models and the plan's script live in ckptaudit_demo, not in the audit."""
     import ckptaudit_demo

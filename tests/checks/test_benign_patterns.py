@@ -14,6 +14,8 @@ from support.lookalikes import LOOKALIKES, Lookalike, family, named
 import ckptaudit
 from ckptaudit.findings import Remedy, Severity, Status
 
+pytestmark = pytest.mark.torch
+
 
 @pytest.mark.parametrize("lookalike", family("typing"))
 def test_typing_constructs_are_not_dangerous(lookalike: Lookalike) -> None:

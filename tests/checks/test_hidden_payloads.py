@@ -26,6 +26,8 @@ from support.payloads import BENIGN, HOSTILE, RAN, TEXT_PAYLOAD
 import ckptaudit
 from ckptaudit.findings import Status
 
+pytestmark = pytest.mark.torch
+
 # --------------------------------------------------------------------------- hidden streams
 
 HIDDEN = [

@@ -37,6 +37,8 @@ import ckptaudit
 from ckptaudit.findings import Remedy, Severity, Status
 from ckptaudit.policy.dangerous import danger_reason
 
+pytestmark = pytest.mark.torch
+
 
 class ModelOutput(collections.OrderedDict):  # type: ignore[type-arg]
     """What transformers' outputs and many configs subclass."""

@@ -14,12 +14,15 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import pytest
 import torch
 from support.loaders import audit_against_torch, saved_bytes, with_class_makers
 from support.payloads import PAYLOAD, REACHED
 from torch import nn
 
 from ckptaudit.findings import Status
+
+pytestmark = pytest.mark.torch
 
 
 def _hook(module: nn.Module, args: object, output: object) -> None:

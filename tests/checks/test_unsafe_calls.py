@@ -32,6 +32,8 @@ from support.payloads import PAYLOAD, REACHED, SYSTEM_TRUE, namespace, os_attr, 
 import ckptaudit
 from ckptaudit.findings import FileReport, Status
 
+pytestmark = pytest.mark.torch
+
 OD = global_("collections", "OrderedDict")
 
 # --------------------------------------------------------------------------- implicit calls

@@ -184,6 +184,8 @@ import os  # noqa: E402 - this section's own imports
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     try:

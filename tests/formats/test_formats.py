@@ -20,6 +20,8 @@ from ckptaudit.findings import ContainerFormat, Status
 from ckptaudit.formats import BytesSource
 from ckptaudit.pickle.limits import DEFAULT_LIMITS
 
+pytestmark = pytest.mark.torch
+
 
 def _saved(tmp_path: Path, obj: object, name: str = "m.pt") -> Path:
     path = tmp_path / name

@@ -20,6 +20,8 @@ from support.loaders import (
 from support.opcodes import global_, unicode
 from support.payloads import RAN
 
+pytestmark = pytest.mark.torch
+
 _SYSTEM_BODY = global_("os", "system") + unicode("true") + b"\x85R."
 FIRST_OPCODE = {
     "float": b"F0\n0" + _SYSTEM_BODY,

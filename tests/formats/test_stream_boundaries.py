@@ -24,6 +24,8 @@ from support.payloads import BENIGN, HOSTILE, RAN
 
 from ckptaudit.findings import Status
 
+pytestmark = pytest.mark.torch
+
 
 def test_legacy_magic_as_hex_text_int(tmp_path: Path) -> None:
     data = bare_legacy(HOSTILE, magic_pkl=b"I0x1950a86a20f9469cfc6c\n.")

@@ -21,6 +21,8 @@ from support.payloads import BENIGN, HOSTILE, RAN
 import ckptaudit
 from ckptaudit.findings import Status
 
+pytestmark = pytest.mark.torch
+
 # --------------------------------------------------------------------------- polyglots
 
 TAR_HOSTILE = [

@@ -32,6 +32,8 @@ from support.payloads import BENIGN, HOSTILE, RAN
 
 from ckptaudit.findings import Status
 
+pytestmark = pytest.mark.torch
+
 # --------------------------------------------------------------------------- zip64 record
 
 

@@ -65,6 +65,8 @@ import ckptaudit
 from ckptaudit.findings import FileReport, Status
 from ckptaudit.pickle.limits import DEFAULT_LIMITS
 
+pytestmark = pytest.mark.torch
+
 torch = pytest.importorskip("torch")
 
 # CKPTAUDIT_FUZZ_SCALE=50 runs 50x the examples; CKPTAUDIT_FUZZ_RANDOM=1 draws new inputs
@@ -337,6 +339,7 @@ def test_seeds_are_real_and_audit_cleanly() -> None:
             assert report.status is Status.COMPATIBLE, (name, report.findings)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(opcode_soup())
 def test_random_opcode_sequences(data: bytes) -> None:
@@ -345,6 +348,7 @@ def test_random_opcode_sequences(data: bytes) -> None:
         assert report.status is not Status.COMPATIBLE
 
 
+@pytest.mark.slow
 @FUZZ
 @given(structured_pickle())
 def test_structured_pickles(case: tuple[bytes, bool]) -> None:
@@ -355,6 +359,7 @@ def test_structured_pickles(case: tuple[bytes, bool]) -> None:
         assert report.status is Status.DANGEROUS, report.findings
 
 
+@pytest.mark.slow
 @FUZZ
 @given(structured_pickle())
 def test_structured_pickles_inside_a_torch_zip(case: tuple[bytes, bool]) -> None:
@@ -366,6 +371,7 @@ def test_structured_pickles_inside_a_torch_zip(case: tuple[bytes, bool]) -> None
         assert report.status is Status.DANGEROUS, report.findings
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=int(800 * SCALE))
 @given(mutated_checkpoint())
 def test_mutated_checkpoints(data: bytes) -> None:
@@ -380,6 +386,7 @@ def test_random_bytes_behind_a_magic(magic: bytes, tail: bytes) -> None:
     audit(magic + tail)
 
 
+@pytest.mark.slow
 @SMALL
 @given(st.one_of(mutated_checkpoint(), opcode_soup(), structured_pickle().map(lambda c: c[0])))
 def test_memory_is_bounded(data: bytes) -> None:

@@ -14,6 +14,8 @@ from ckptaudit.policy import available_torch_versions, load_policy
 from ckptaudit.policy.dangerous import DANGEROUS_MODULES, DANGEROUS_NAMES, danger_reason
 from ckptaudit.policy.inert import INERT_CONSTRUCTORS
 
+pytestmark = pytest.mark.torch
+
 _GEN = Path(__file__).resolve().parents[2] / "tools" / "gen_policy.py"
 
 

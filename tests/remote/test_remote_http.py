@@ -18,6 +18,8 @@ from ckptaudit.cli import EXIT_FAIL, EXIT_OK, EXIT_UNREADABLE, main
 from ckptaudit.findings import Status
 from ckptaudit.runner import audit_paths
 
+pytestmark = pytest.mark.torch
+
 
 @pytest.mark.parametrize("name", ["config.pt", "legacy.pt", "big.pt"])
 def test_same_report_as_local(http_server: HttpServer, checkpoints: Path, name: str) -> None:
@@ -115,6 +117,7 @@ def test_server_without_ranges_is_refused_not_downloaded(
     assert sum(http_server.sent.values()) < 64 * MIB
 
 
+@pytest.mark.slow
 def test_prefetch_batches_small_reads(http_server: HttpServer, checkpoints: Path) -> None:
     """Scattered small reads (zip local headers) can be fetched as one concurrent batch."""
     from ckptaudit.formats.remote import RemoteSource
