@@ -6,7 +6,7 @@ checkpoints and pickle files.  It deliberately has no dependency on
 Its pickles and containers are assembled with ``support.opcodes`` and
 ``support.containers``, which import only the standard library.
 
-Safety rules (enforced by ``tests/test_hostile_cases_selfcheck.py``):
+Safety rules (enforced by ``tests/checks/test_hostile_cases_selfcheck.py``):
 
 * Nothing here ever unpickles anything.  Hostile pickles are assembled by hand
   from opcode bytes; only *benign* objects are produced with ``pickle.dumps``.

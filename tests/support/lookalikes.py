@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import hostile_cases as hc
+import pytest
 
 from support.opcodes import (
     build,
@@ -335,8 +336,6 @@ LOOKALIKES: list[Lookalike] = [
 
 def family(name: Family) -> list[Any]:
     """The look-alikes of one family, as pytest params with their names as ids."""
-    import pytest
-
     return [pytest.param(item, id=item.name) for item in LOOKALIKES if item.family == name]
 
 
