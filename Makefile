@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := build/demo
 
-.PHONY: demo test lint typecheck unit integration extras sanitize compat clean policy
+.PHONY: demo test check lint typecheck unit integration extras sanitize compat coverage clean policy
 
 $(STAMP): pyproject.toml setup.py requirements-dev.txt $(wildcard src/ckptaudit/pickle/*.[ch]) \
           src/ckptaudit/_version.py
@@ -27,6 +27,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests tools scripts benchmarks
+	$(VENV)/bin/ruff format --check tests
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -55,6 +56,21 @@ compat: $(STAMP)
 	tools/other_pythons.sh
 
 test: lint typecheck unit integration sanitize compat
+
+# The quick loop while editing (under a minute on two cores): lint, types, and the suite
+# without the tests marked slow, on the compiled core. `make test` stays the full gate (CI).
+check: lint typecheck
+	CKPTAUDIT_REQUIRE_COMPILED=1 $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not integration and not extras"
+
+# Line coverage of the suite on the pure-Python core, where the emulator's Python code runs
+# (the compiled core replaces its hot loop); the missing lines of checks/ and pickle/ are
+# listed. Not part of `make test`: it measures, it does not gate.
+coverage: $(STAMP)
+	mkdir -p build && rm -f build/.coverage
+	CKPTAUDIT_PURE_PYTHON=1 $(PY) -m coverage run -m pytest -q -p no:cacheprovider
+	$(PY) -m coverage report
+	$(PY) -m coverage report --show-missing --skip-covered \
+	  --include='src/ckptaudit/checks/*,src/ckptaudit/pickle/*'
 
 # Regenerate the torch policy table from the installed torch (see tools/gen_policy.py).
 policy: $(STAMP)

@@ -3,8 +3,10 @@
 This module is test data for ``ckptaudit``, a *static* auditor of PyTorch
 checkpoints and pickle files.  It deliberately has no dependency on
 ``ckptaudit`` so the fixtures can be reviewed and wired in independently.
+Its pickles and containers are assembled with ``support.opcodes`` and
+``support.containers``, which import only the standard library.
 
-Safety rules (enforced by ``tests/test_hostile_cases_selfcheck.py``):
+Safety rules (enforced by ``tests/checks/test_hostile_cases_selfcheck.py``):
 
 * Nothing here ever unpickles anything.  Hostile pickles are assembled by hand
   from opcode bytes; only *benign* objects are produced with ``pickle.dumps``.
@@ -49,7 +51,6 @@ import pathlib
 import pickle
 import random
 import re
-import struct
 import sys
 import types
 import uuid
@@ -60,6 +61,59 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from support.containers import (
+    LEGACY_MAGIC,
+    ZipMember,
+    build_7z,
+    build_zip,
+    legacy_file,
+    torch_zip,
+    torch_zip_members,
+)
+from support.opcodes import (
+    Literal_,
+    Raw,
+    binget,
+    binpersid,
+    binput,
+    call,
+    empty_dict,
+    empty_list,
+    empty_tuple,
+    ext1,
+    ext2,
+    ext4,
+    get,
+    global_,
+    inst,
+    int_,
+    lit,
+    long_binget,
+    long_binput,
+    mark,
+    memoize,
+    newfalse,
+    newobj,
+    newobj_ex,
+    none,
+    obj,
+    pop,
+    proto,
+    put,
+    reduce,
+    ref,
+    setitem,
+    short_unicode,
+    simple,
+    stack_global,
+    stop,
+    string0,
+    text_unicode,
+    tuple_,
+    tuple_n,
+    unicode,
+    wrap,
+)
 
 __all__ = [
     "AMBIGUOUS",
@@ -69,570 +123,7 @@ __all__ = [
     "AmbiguousCase",
     "BenignCase",
     "HostileCase",
-    "ZipMember",
-    "build_7z",
-    "build_zip",
-    "legacy_file",
-    "torch_zip",
 ]
-
-# ---------------------------------------------------------------------------
-# Opcode assembly helpers (one function per pickle opcode, bytes in / out)
-# ---------------------------------------------------------------------------
-
-
-def proto(n: int) -> bytes:
-    """PROTO: declare protocol ``n`` (2..5)."""
-    return b"\x80" + bytes([n])
-
-
-def frame(length: int) -> bytes:
-    """FRAME: announce ``length`` bytes of frame payload (protocol 4+)."""
-    return b"\x95" + struct.pack("<Q", length)
-
-
-def stop() -> bytes:
-    """STOP: end of pickle, return top of stack."""
-    return b"."
-
-
-def mark() -> bytes:
-    """MARK: push the mark sentinel."""
-    return b"("
-
-
-def pop() -> bytes:
-    """POP: discard the top of stack."""
-    return b"0"
-
-
-def pop_mark() -> bytes:
-    """POP_MARK: discard everything down to and including the top mark."""
-    return b"1"
-
-
-def dup() -> bytes:
-    """DUP: duplicate the top of stack."""
-    return b"2"
-
-
-def global_(module: str, name: str) -> bytes:
-    """GLOBAL: push ``module.name`` (newline-terminated text operands)."""
-    return b"c" + module.encode("utf-8") + b"\n" + name.encode("utf-8") + b"\n"
-
-
-def inst(module: str, name: str) -> bytes:
-    """INST: call ``module.name(*items_since_mark)`` (protocol 0)."""
-    return b"i" + module.encode("utf-8") + b"\n" + name.encode("utf-8") + b"\n"
-
-
-def obj() -> bytes:
-    """OBJ: call ``items[0](*items[1:])`` for the items since the mark (protocol 1)."""
-    return b"o"
-
-
-def stack_global() -> bytes:
-    """STACK_GLOBAL: pop name and module strings, push the global (protocol 4)."""
-    return b"\x93"
-
-
-def reduce() -> bytes:
-    """REDUCE: pop args tuple and callable, push ``callable(*args)``."""
-    return b"R"
-
-
-def build() -> bytes:
-    """BUILD: ``__setstate__`` / ``__dict__.update`` with the top of stack."""
-    return b"b"
-
-
-def newobj() -> bytes:
-    """NEWOBJ: ``cls.__new__(cls, *args)`` (protocol 2)."""
-    return b"\x81"
-
-
-def newobj_ex() -> bytes:
-    """NEWOBJ_EX: ``cls.__new__(cls, *args, **kwargs)`` (protocol 4)."""
-    return b"\x92"
-
-
-def text_unicode(s: str) -> bytes:
-    """UNICODE: protocol-0 text string (raw-unicode-escape, newline-terminated)."""
-    return b"V" + s.encode("raw-unicode-escape") + b"\n"
-
-
-def unicode(s: str) -> bytes:
-    """BINUNICODE: length-prefixed UTF-8 string (protocol 1+)."""
-    raw = s.encode("utf-8")
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def short_unicode(s: str) -> bytes:
-    """SHORT_BINUNICODE: one-byte-length UTF-8 string (protocol 4)."""
-    raw = s.encode("utf-8")
-    if len(raw) > 0xFF:
-        raise ValueError("SHORT_BINUNICODE takes at most 255 bytes")
-    return b"\x8c" + bytes([len(raw)]) + raw
-
-
-def string0(s: str) -> bytes:
-    """STRING: protocol-0 quoted byte string (ASCII only, no quotes inside)."""
-    if "'" in s or "\\" in s or not s.isascii():
-        raise ValueError("string0 only supports simple ASCII")
-    return b"S'" + s.encode("ascii") + b"'\n"
-
-
-def binstring(s: str) -> bytes:
-    """SHORT_BINSTRING / BINSTRING: length-prefixed latin-1 byte string."""
-    raw = s.encode("latin-1")
-    if len(raw) < 256:
-        return b"U" + bytes([len(raw)]) + raw
-    return b"T" + struct.pack("<i", len(raw)) + raw
-
-
-def binbytes(b: bytes) -> bytes:
-    """SHORT_BINBYTES / BINBYTES: bytes object (protocol 3+)."""
-    if len(b) < 256:
-        return b"C" + bytes([len(b)]) + b
-    return b"B" + struct.pack("<I", len(b)) + b
-
-
-def long1(i: int) -> bytes:
-    """LONG1: little-endian two's complement integer (protocol 2)."""
-    raw = i.to_bytes((i.bit_length() + 8) // 8, "little", signed=True) if i else b""
-    return b"\x8a" + bytes([len(raw)]) + raw
-
-
-def int_(i: int) -> bytes:
-    """Smallest binary integer opcode for ``i`` (BININT1/BININT2/BININT/LONG1)."""
-    if 0 <= i < 0x100:
-        return b"K" + bytes([i])
-    if 0 <= i < 0x10000:
-        return b"M" + struct.pack("<H", i)
-    if -(2**31) <= i < 2**31:
-        return b"J" + struct.pack("<i", i)
-    return long1(i)
-
-
-def int0(i: int) -> bytes:
-    """INT: protocol-0 decimal integer."""
-    return b"I" + str(i).encode("ascii") + b"\n"
-
-
-def binfloat(f: float) -> bytes:
-    """BINFLOAT: big-endian IEEE double."""
-    return b"G" + struct.pack(">d", f)
-
-
-def none() -> bytes:
-    """NONE: push ``None``."""
-    return b"N"
-
-
-def newtrue() -> bytes:
-    """NEWTRUE: push ``True`` (protocol 2)."""
-    return b"\x88"
-
-
-def newfalse() -> bytes:
-    """NEWFALSE: push ``False`` (protocol 2)."""
-    return b"\x89"
-
-
-def empty_tuple() -> bytes:
-    """EMPTY_TUPLE."""
-    return b")"
-
-
-def tuple_n(n: int) -> bytes:
-    """EMPTY_TUPLE / TUPLE1 / TUPLE2 / TUPLE3 for ``n`` in 0..3."""
-    return {0: b")", 1: b"\x85", 2: b"\x86", 3: b"\x87"}[n]
-
-
-def tuple_() -> bytes:
-    """TUPLE: build a tuple from the items since the mark."""
-    return b"t"
-
-
-def empty_list() -> bytes:
-    """EMPTY_LIST."""
-    return b"]"
-
-
-def empty_dict() -> bytes:
-    """EMPTY_DICT."""
-    return b"}"
-
-
-def append() -> bytes:
-    """APPEND."""
-    return b"a"
-
-
-def appends() -> bytes:
-    """APPENDS (mark based)."""
-    return b"e"
-
-
-def setitem() -> bytes:
-    """SETITEM."""
-    return b"s"
-
-
-def setitems() -> bytes:
-    """SETITEMS (mark based)."""
-    return b"u"
-
-
-def list_() -> bytes:
-    """LIST: build a list from the items since the mark (protocol 0)."""
-    return b"l"
-
-
-def dict_() -> bytes:
-    """DICT: build a dict from the key/value items since the mark (protocol 0)."""
-    return b"d"
-
-
-def put(i: int) -> bytes:
-    """PUT: protocol-0 memo store."""
-    return b"p" + str(i).encode("ascii") + b"\n"
-
-
-def get(i: int) -> bytes:
-    """GET: protocol-0 memo fetch."""
-    return b"g" + str(i).encode("ascii") + b"\n"
-
-
-def binput(i: int) -> bytes:
-    """BINPUT: memo store at a one-byte index."""
-    return b"q" + bytes([i])
-
-
-def binget(i: int) -> bytes:
-    """BINGET: memo fetch from a one-byte index."""
-    return b"h" + bytes([i])
-
-
-def long_binput(i: int) -> bytes:
-    """LONG_BINPUT: memo store at a four-byte index."""
-    return b"r" + struct.pack("<I", i)
-
-
-def long_binget(i: int) -> bytes:
-    """LONG_BINGET: memo fetch from a four-byte index."""
-    return b"j" + struct.pack("<I", i)
-
-
-def memoize() -> bytes:
-    """MEMOIZE: store top of stack at index ``len(memo)`` (protocol 4)."""
-    return b"\x94"
-
-
-def ext1(code: int) -> bytes:
-    """EXT1: push the global registered under copyreg extension ``code``."""
-    return b"\x82" + bytes([code])
-
-
-def ext2(code: int) -> bytes:
-    """EXT2: two-byte extension code."""
-    return b"\x83" + struct.pack("<H", code)
-
-
-def ext4(code: int) -> bytes:
-    """EXT4: four-byte extension code."""
-    return b"\x84" + struct.pack("<i", code)
-
-
-def binpersid() -> bytes:
-    """BINPERSID: resolve the top of stack through ``persistent_load``."""
-    return b"Q"
-
-
-@dataclass(frozen=True)
-class Raw:
-    """Already-assembled opcode bytes to splice into a :func:`lit` structure."""
-
-    ops: bytes
-
-
-Literal_ = None | bool | int | float | str | bytes | tuple | list | dict | Raw
-
-
-def lit(value: Literal_, protocol: int = 2) -> bytes:
-    """Encode a Python literal as opcodes that push it (hand-written encoder)."""
-    if isinstance(value, Raw):
-        return value.ops
-    if value is None:
-        return none()
-    if isinstance(value, bool):
-        if protocol >= 2:
-            return newtrue() if value else newfalse()
-        return b"I01\n" if value else b"I00\n"
-    if isinstance(value, int):
-        return int0(value) if protocol == 0 else int_(value)
-    if isinstance(value, float):
-        return binfloat(value)
-    if isinstance(value, str):
-        if protocol == 0:
-            return text_unicode(value)
-        if protocol >= 4 and len(value.encode("utf-8")) < 256:
-            return short_unicode(value)
-        return unicode(value)
-    if isinstance(value, bytes):
-        if protocol >= 3:
-            return binbytes(value)
-        # What pickle itself does for bytes below protocol 3.
-        return call(global_("_codecs", "encode"), [value.decode("latin-1"), "latin1"], protocol)
-    if isinstance(value, tuple):
-        if protocol >= 2 and len(value) <= 3:
-            return b"".join(lit(v, protocol) for v in value) + tuple_n(len(value))
-        return mark() + b"".join(lit(v, protocol) for v in value) + tuple_()
-    if isinstance(value, list):
-        if protocol == 0:
-            return mark() + b"".join(lit(v, protocol) for v in value) + list_()
-        body = b"".join(lit(v, protocol) for v in value)
-        return empty_list() + (mark() + body + appends() if value else b"")
-    if isinstance(value, dict):
-        body = b"".join(lit(k, protocol) + lit(v, protocol) for k, v in value.items())
-        if protocol == 0:
-            return mark() + body + dict_()
-        return empty_dict() + (mark() + body + setitems() if value else b"")
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def ref(module: str, name: str, protocol: int = 2) -> bytes:
-    """Push a global the way ``pickle.dumps`` would for ``protocol``."""
-    if protocol >= 4:
-        return short_unicode(module) + short_unicode(name) + stack_global()
-    return global_(module, name)
-
-
-def call(callable_ops: bytes, args: Sequence[Literal_], protocol: int = 2) -> bytes:
-    """``callable(*args)`` via REDUCE; ``callable_ops`` pushes the callable."""
-    return callable_ops + lit(tuple(args), protocol) + reduce()
-
-
-def wrap(body: bytes, protocol: int = 2, *, use_frame: bool = True) -> bytes:
-    """Add PROTO (and a FRAME for protocol 4+) plus the final STOP to ``body``."""
-    payload = body + stop()
-    if protocol < 2:
-        return payload
-    head = proto(protocol)
-    if protocol >= 4 and use_frame:
-        head += frame(len(payload))
-    return head + payload
-
-
-def simple(module: str, name: str, args: Sequence[Literal_], protocol: int = 2) -> bytes:
-    """Complete pickle for ``module.name(*args)``."""
-    return wrap(call(ref(module, name, protocol), args, protocol), protocol)
-
-
-# ---------------------------------------------------------------------------
-# Container helpers
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ZipMember:
-    """One stored (uncompressed) zip entry, with knobs for malformations."""
-
-    name: str
-    data: bytes
-    local_name: str | None = None  # local-header name when it differs (CVE-2025-1944)
-    flags: int = 0  # general purpose bit flags (CVE-2025-1945)
-    crc: int | None = None  # CRC-32 override (CVE-2025-10156)
-    corrupt_local_signature: bool = False
-
-
-def build_zip(members: Sequence[ZipMember], *, prefix: bytes = b"", align: int = 64) -> bytes:
-    """Write a stored zip by hand, like ``torch.save`` (64-byte aligned data).
-
-    Offsets are absolute, i.e. they include ``prefix``.  Duplicate names are
-    written verbatim (``zipfile`` would warn and ``torch.save`` never does it).
-    """
-    out = bytearray(prefix)
-    central = bytearray()
-    for m in members:
-        offset = len(out)
-        cname = m.name.encode("utf-8")
-        lname = (m.local_name if m.local_name is not None else m.name).encode("utf-8")
-        crc = zlib.crc32(m.data) if m.crc is None else m.crc
-        flags = m.flags | (0x800 if not m.name.isascii() else 0)
-        size = len(m.data)
-        extra = b""
-        if align:
-            pad = (-(offset + 30 + len(lname) + 4)) % align
-            extra = struct.pack("<HH", 0x4246, pad) + b"Z" * pad  # "FB" padding field
-        local = (
-            struct.pack(
-                "<IHHHHHIIIHH",
-                0x04034B50,
-                20,
-                flags,
-                0,
-                0,
-                0x21,
-                crc,
-                size,
-                size,
-                len(lname),
-                len(extra),
-            )
-            + lname
-            + extra
-        )
-        if m.corrupt_local_signature:
-            local = b"PK\x00\x00" + local[4:]
-        out += local + m.data
-        central += (
-            struct.pack(
-                "<IHHHHHHIIIHHHHHII",
-                0x02014B50,
-                0x031E,
-                20,
-                flags,
-                0,
-                0,
-                0x21,
-                crc,
-                size,
-                size,
-                len(cname),
-                0,
-                0,
-                0,
-                0,
-                0,
-                offset,
-            )
-            + cname
-        )
-    cd_offset = len(out)
-    out += central
-    out += struct.pack(
-        "<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), cd_offset, 0
-    )
-    return bytes(out)
-
-
-SERIALIZATION_ID = b"1035386125394718467500013216448423410837"
-STORAGE_0 = struct.pack("<4f", 0.5, -1.0, 2.0, 0.25)
-
-
-def torch_zip_members(
-    data_pkl: bytes,
-    *,
-    top: str = "archive",
-    storages: dict[str, bytes] | None = None,
-    extra: Sequence[ZipMember] = (),
-) -> list[ZipMember]:
-    """Members of a ``torch.save`` zip (new format) around ``data_pkl``."""
-    storages = {"0": STORAGE_0} if storages is None else storages
-    members = [ZipMember(f"{top}/data.pkl", data_pkl), ZipMember(f"{top}/byteorder", b"little")]
-    members += [ZipMember(f"{top}/data/{key}", blob) for key, blob in storages.items()]
-    members += list(extra)
-    members += [
-        ZipMember(f"{top}/version", b"3\n"),
-        ZipMember(f"{top}/.data/serialization_id", SERIALIZATION_ID),
-    ]
-    return members
-
-
-def torch_zip(
-    data_pkl: bytes,
-    *,
-    top: str = "archive",
-    storages: dict[str, bytes] | None = None,
-    extra: Sequence[ZipMember] = (),
-    prefix: bytes = b"",
-) -> bytes:
-    """A torch-style zip: ``archive/data.pkl``, ``byteorder``, storages, ``version``, id."""
-    return build_zip(
-        torch_zip_members(data_pkl, top=top, storages=storages, extra=extra), prefix=prefix
-    )
-
-
-LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-LEGACY_PROTOCOL = 1001
-LEGACY_SYS_INFO = {
-    "protocol_version": LEGACY_PROTOCOL,
-    "little_endian": True,
-    "type_sizes": {"short": 2, "int": 4, "long": 4},
-}
-
-
-def legacy_file(
-    obj_pkl: bytes,
-    *,
-    magic_pkl: bytes | None = None,
-    protocol_pkl: bytes | None = None,
-    sys_info_pkl: bytes | None = None,
-    keys_pkl: bytes | None = None,
-    storages: dict[str, bytes] | None = None,
-) -> bytes:
-    """Legacy (pre-1.6) ``torch.save`` layout: five protocol-2 pickles + raw storages."""
-    storages = {"0": STORAGE_0} if storages is None else storages
-    parts = [
-        magic_pkl if magic_pkl is not None else pickle.dumps(LEGACY_MAGIC, protocol=2),
-        protocol_pkl if protocol_pkl is not None else pickle.dumps(LEGACY_PROTOCOL, protocol=2),
-        sys_info_pkl if sys_info_pkl is not None else pickle.dumps(LEGACY_SYS_INFO, protocol=2),
-        obj_pkl,
-        keys_pkl if keys_pkl is not None else pickle.dumps(list(storages), protocol=2),
-    ]
-    for blob in storages.values():
-        parts.append(struct.pack("<q", len(blob) // 4) + blob)  # numel, then float32 data
-    return b"".join(parts)
-
-
-def _7z_number(value: int) -> bytes:
-    """7z variable-length UINT64 encoding."""
-    for extra in range(8):
-        if value < (1 << (7 * (extra + 1))):
-            first = ((0xFF << (8 - extra)) & 0xFF) | (value >> (8 * extra))
-            return bytes([first]) + (value & ((1 << (8 * extra)) - 1)).to_bytes(extra, "little")
-    return b"\xff" + value.to_bytes(8, "little")
-
-
-SEVEN_Z_SIGNATURE = b"7z\xbc\xaf\x27\x1c"
-
-
-def build_7z(name: str, payload: bytes) -> bytes:
-    """Single-file 7z archive using the *Copy* coder (stored, so bytes stay greppable)."""
-    num = _7z_number
-    names = name.encode("utf-16-le") + b"\x00\x00"
-    header = b"".join(
-        [
-            b"\x01",  # kHeader
-            b"\x04",  # kMainStreamsInfo
-            b"\x06" + num(0) + num(1) + b"\x09" + num(len(payload)) + b"\x00",  # kPackInfo
-            b"\x07\x0b" + num(1) + b"\x00",  # kUnPackInfo, kFolder, 1 folder, not external
-            num(1) + b"\x01\x00",  # 1 coder: simple, 1-byte id 0x00 (Copy)
-            b"\x0c" + num(len(payload)) + b"\x00",  # kCodersUnPackSize, kEnd
-            b"\x08\x0a\x01"
-            + struct.pack("<I", zlib.crc32(payload))
-            + b"\x00",  # kSubStreamsInfo CRC
-            b"\x00",  # end of kMainStreamsInfo
-            b"\x05"
-            + num(1)
-            + b"\x11"
-            + num(len(names) + 1)
-            + b"\x00"
-            + names
-            + b"\x00",  # kFilesInfo
-            b"\x00",  # end of kHeader
-        ]
-    )
-    start_header = struct.pack("<QQI", len(payload), len(header), zlib.crc32(header))
-    return (
-        SEVEN_Z_SIGNATURE
-        + b"\x00\x04"
-        + struct.pack("<I", zlib.crc32(start_header))
-        + start_header
-        + payload
-        + header
-    )
 
 
 # ---------------------------------------------------------------------------

@@ -80,3 +80,12 @@ class Tiny(nn.Module):
 
 class AttrDict(dict):  # type: ignore[type-arg]
     """A dict subclass (filled by SETITEMS on a non-dict)."""
+
+
+class ActivationModule(nn.Module):
+    """A module holding a plain function (relu) as an attribute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+        self.act = torch.nn.functional.relu

@@ -32,8 +32,8 @@ for version in 3.10 3.12 3.13; do
     echo "== Python $version"
     # From the repository root, ckptaudit is imported from the venv (src/ is not on the path).
     if ! CKPTAUDIT_REQUIRE_COMPILED=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-            tests/pickle tests/test_no_cycles.py tests/test_bombs.py \
-            tests/test_hostile_catalogue.py tests/test_hostile_basic.py; then
+            tests/pickle tests/audit/test_no_cycles.py tests/audit/test_bombs.py \
+            tests/checks/test_hostile_catalogue.py tests/checks/test_hostile_basic.py; then
         status=1
     fi
 done

@@ -33,4 +33,4 @@ env LD_PRELOAD="$ASAN_LIB" \
     CKPTAUDIT_REQUIRE_COMPILED=1 \
     CKPTAUDIT_SANITIZED=1 \
     "$PY" -m pytest -q -p no:cacheprovider \
-        tests/pickle tests/test_hostile_basic.py tests/test_bombs.py tests/fuzz tests/test_paths.py
+        tests/pickle tests/checks/test_hostile_basic.py tests/audit/test_bombs.py tests/fuzz tests/audit/test_paths.py

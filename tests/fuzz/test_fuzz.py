@@ -29,7 +29,6 @@ import io
 import os
 import pickle
 import pickletools
-import struct
 import tracemalloc
 import zipfile
 from collections.abc import Callable
@@ -39,11 +38,34 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pickle_strategies import opcode_soup
+from support.opcodes import (
+    binbytes,
+    binfloat,
+    binget,
+    binint,
+    binput,
+    build,
+    empty_dict,
+    global_,
+    invoke,
+    list_,
+    mark,
+    none,
+    proto,
+    setitems,
+    short_unicode,
+    stack_global,
+    stop,
+    tuple_,
+    tuple_n,
+)
+from support.strategies import opcode_soup
 
 import ckptaudit
 from ckptaudit.findings import FileReport, Status
 from ckptaudit.pickle.limits import DEFAULT_LIMITS
+
+pytestmark = pytest.mark.torch
 
 torch = pytest.importorskip("torch")
 
@@ -121,8 +143,8 @@ def seeds() -> dict[str, bytes]:
         torch.save(obj, buf, _use_new_zipfile_serialization=False)
         out[f"{name}.legacy"] = buf.getvalue()
     plain = {"a": [1, 2.5, "x", b"y", None], "b": {"c": (1, 2)}, "d": set(range(3))}
-    for proto in (0, 2, 4, 5):
-        out[f"plain.p{proto}"] = pickle.dumps(plain, protocol=proto)
+    for protocol in (0, 2, 4, 5):
+        out[f"plain.p{protocol}"] = pickle.dumps(plain, protocol=protocol)
     return out
 
 
@@ -198,15 +220,10 @@ def check_memory(data: bytes) -> None:
 # Generators
 
 
-def _short_str(s: str) -> bytes:
-    raw = s.encode()
-    return b"\x8c" + bytes([len(raw)]) + raw
-
-
 def _global(module: str, name: str, draw: Callable[[Any], Any]) -> bytes:
     if draw(st.booleans()):
-        return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-    return _short_str(module) + _short_str(name) + b"\x93"
+        return global_(module, name)
+    return short_unicode(module) + short_unicode(name) + stack_global()
 
 
 @st.composite
@@ -217,43 +234,44 @@ def value(draw: Callable[[Any], Any], depth: int = 0) -> tuple[bytes, bool]:
         kinds += ["list", "tuple", "dict", "call", "call", "danger", "memo"]
     kind = draw(st.sampled_from(kinds))
     if kind == "int":
-        return b"J" + struct.pack("<i", draw(st.integers(-(2**31), 2**31 - 1))), False
+        return binint(draw(st.integers(-(2**31), 2**31 - 1))), False
     if kind == "str":
-        return _short_str(draw(st.text(max_size=8).filter(lambda s: len(s.encode()) < 256))), False
+        return short_unicode(
+            draw(st.text(max_size=8).filter(lambda s: len(s.encode()) < 256))
+        ), False
     if kind == "none":
-        return b"N", False
+        return none(), False
     if kind == "bytes":
-        b = draw(st.binary(max_size=8))
-        return b"C" + bytes([len(b)]) + b, False
+        return binbytes(draw(st.binary(max_size=8))), False
     if kind == "float":
-        return b"G" + struct.pack(">d", draw(st.floats(allow_nan=False))), False
+        return binfloat(draw(st.floats(allow_nan=False))), False
     children = [draw(value(depth + 1)) for _ in range(draw(st.integers(0, 3)))]
     body = b"".join(c for c, _ in children)
     danger = any(d for _, d in children)
     if kind == "list":
-        return b"(" + body + b"l", danger
+        return mark() + body + list_(), danger
     if kind == "tuple":
-        return b"(" + body + b"t", danger
+        return mark() + body + tuple_(), danger
     if kind == "memo":
         # Push, memoize, and fetch it back into a tuple: (x, x)
-        first, d = children[0] if children else (b"N", False)
+        first, d = children[0] if children else (none(), False)
         slot = draw(st.integers(0, 255))
-        return first + b"q" + bytes([slot]) + b"h" + bytes([slot]) + b"\x86", d
+        return first + binput(slot) + binget(slot) + tuple_n(2), d
     if kind == "dict":
-        pairs = b"".join(_short_str(str(i)) + c for i, (c, _) in enumerate(children))
-        return b"}(" + pairs + b"u", danger
+        pairs = b"".join(short_unicode(str(i)) + c for i, (c, _) in enumerate(children))
+        return empty_dict() + mark() + pairs + setitems(), danger
     module, name = draw(st.sampled_from(DANGEROUS_CALLS if kind == "danger" else HARMLESS_GLOBALS))
-    call = _global(module, name, draw) + b"(" + body + b"tR"
+    call = invoke(_global(module, name, draw), body)
     if draw(st.booleans()):
-        call += b"}b"  # BUILD with an empty state
+        call += empty_dict() + build()  # BUILD with an empty state
     return call, danger or kind == "danger"
 
 
 @st.composite
 def structured_pickle(draw: Callable[[Any], Any]) -> tuple[bytes, bool]:
-    proto = draw(st.integers(2, 5))
+    protocol = draw(st.integers(2, 5))
     body, danger = draw(value())
-    return b"\x80" + bytes([proto]) + body + b".", danger
+    return proto(protocol) + body + stop(), danger
 
 
 def _flip(data: bytes, draw: Callable[[Any], Any]) -> bytes:
@@ -321,6 +339,7 @@ def test_seeds_are_real_and_audit_cleanly() -> None:
             assert report.status is Status.COMPATIBLE, (name, report.findings)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(opcode_soup())
 def test_random_opcode_sequences(data: bytes) -> None:
@@ -329,6 +348,7 @@ def test_random_opcode_sequences(data: bytes) -> None:
         assert report.status is not Status.COMPATIBLE
 
 
+@pytest.mark.slow
 @FUZZ
 @given(structured_pickle())
 def test_structured_pickles(case: tuple[bytes, bool]) -> None:
@@ -339,6 +359,7 @@ def test_structured_pickles(case: tuple[bytes, bool]) -> None:
         assert report.status is Status.DANGEROUS, report.findings
 
 
+@pytest.mark.slow
 @FUZZ
 @given(structured_pickle())
 def test_structured_pickles_inside_a_torch_zip(case: tuple[bytes, bool]) -> None:
@@ -350,6 +371,7 @@ def test_structured_pickles_inside_a_torch_zip(case: tuple[bytes, bool]) -> None
         assert report.status is Status.DANGEROUS, report.findings
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=int(800 * SCALE))
 @given(mutated_checkpoint())
 def test_mutated_checkpoints(data: bytes) -> None:
@@ -364,6 +386,7 @@ def test_random_bytes_behind_a_magic(magic: bytes, tail: bytes) -> None:
     audit(magic + tail)
 
 
+@pytest.mark.slow
 @SMALL
 @given(st.one_of(mutated_checkpoint(), opcode_soup(), structured_pickle().map(lambda c: c[0])))
 def test_memory_is_bounded(data: bytes) -> None:

@@ -20,15 +20,23 @@ from integration_helpers import EVIL, REPO, Dist, clean_env, run
 def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git repository holding the working tree as it is (one commit)."""
     dest = tmp_path_factory.mktemp("snapshot") / "ckptaudit"
-    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                 cwd=REPO).stdout.split("\0")
+    listed = run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO
+    ).stdout.split("\0")
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid",
-           "-c", "commit.gpgsign=false"]
+    git = [
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.invalid",
+        "-c",
+        "commit.gpgsign=false",
+    ]
     run(["git", "init", "-q", "-b", "main", dest])
     run([*git, "add", "-A"], cwd=dest)
     run([*git, "commit", "-q", "-m", "snapshot"], cwd=dest)

@@ -70,7 +70,9 @@ class Hub:
         return revision
 
 
-_API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/(?P<verb>revision|tree|paths-info)/(?P<rest>.*))?$")
+_API = re.compile(
+    r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/(?P<verb>revision|tree|paths-info)/(?P<rest>.*))?$"
+)
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 
 
@@ -84,7 +86,9 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
         def _record(self) -> str:
             path = urlsplit(self.path).path
             hub.requests.append(
-                Request(self.command, path, self.headers.get("Authorization"), self.headers.get("Range"))
+                Request(
+                    self.command, path, self.headers.get("Authorization"), self.headers.get("Range")
+                )
             )
             return path
 
@@ -98,10 +102,16 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
 
         def _json(self, status: int, doc: object, headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps(doc).encode(), {"Content-Type": "application/json", **(headers or {})})
+            self._send(
+                status,
+                json.dumps(doc).encode(),
+                {"Content-Type": "application/json", **(headers or {})},
+            )
 
         def _error(self, status: int, code: str, message: str) -> None:
-            self._json(status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message})
+            self._json(
+                status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message}
+            )
 
         def _authorized(self, repo: str) -> bool:
             if repo not in hub.private:
@@ -119,7 +129,9 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             return files
 
         @staticmethod
-        def _entries(files: dict[str, bytes], prefix: str, recursive: bool) -> list[dict[str, object]]:
+        def _entries(
+            files: dict[str, bytes], prefix: str, recursive: bool
+        ) -> list[dict[str, object]]:
             """The tree under ``prefix``: its children, or everything below it (recursive)."""
             prefix = prefix.strip("/")
             seen: dict[str, dict[str, object]] = {}
@@ -130,14 +142,27 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 depth = len(parts) if recursive else 1
                 for i in range(1, min(depth, len(parts) - 1) + 1):
                     folder = "/".join(([prefix] if prefix else []) + parts[:i])
-                    seen.setdefault(folder, {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0, "path": folder})
+                    seen.setdefault(
+                        folder,
+                        {
+                            "type": "directory",
+                            "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                            "size": 0,
+                            "path": folder,
+                        },
+                    )
                 if recursive or len(parts) == 1:
                     seen[name] = Handler._file_entry(name, data)
             return list(seen.values())
 
         @staticmethod
         def _file_entry(name: str, data: bytes) -> dict[str, object]:
-            return {"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": name}
+            return {
+                "type": "file",
+                "oid": hashlib.sha1(data).hexdigest(),
+                "size": len(data),
+                "path": name,
+            }
 
         def do_GET(self) -> None:
             path = self._record()
@@ -149,7 +174,11 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 return
             resolve = _RESOLVE.match(path)
             if resolve:
-                self._resolve(resolve.group("repo"), unquote(resolve.group("rev")), unquote(resolve.group("path")))
+                self._resolve(
+                    resolve.group("repo"),
+                    unquote(resolve.group("rev")),
+                    unquote(resolve.group("path")),
+                )
                 return
             self._error(404, "EntryNotFound", f"no route for {path}")
 
@@ -177,7 +206,14 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 if p in files:
                     out.append(self._file_entry(p, files[p]))
                 elif any(n.startswith(p + "/") for n in files):
-                    out.append({"type": "directory", "oid": hashlib.sha1(p.encode()).hexdigest(), "size": 0, "path": p})
+                    out.append(
+                        {
+                            "type": "directory",
+                            "oid": hashlib.sha1(p.encode()).hexdigest(),
+                            "size": 0,
+                            "path": p,
+                        }
+                    )
             self._json(200, out)
 
         def _api(self, repo: str, verb: str | None, rest: str, recursive: bool) -> None:
@@ -187,11 +223,16 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 files = self._lookup(repo, revision)
                 if files is None:
                     return
-                self._json(200, {
-                    "id": repo, "modelId": repo, "private": repo in hub.private,
-                    "sha": hub.sha(repo, hub.branch(repo, revision)),
-                    "siblings": [{"rfilename": n} for n in sorted(files)],
-                })
+                self._json(
+                    200,
+                    {
+                        "id": repo,
+                        "modelId": repo,
+                        "private": repo in hub.private,
+                        "sha": hub.sha(repo, hub.branch(repo, revision)),
+                        "siblings": [{"rfilename": n} for n in sorted(files)],
+                    },
+                )
                 return
             # tree/{revision}[/{path}]: the revision is one URL-quoted segment.
             quoted, _, sub = rest.partition("/")

@@ -18,14 +18,23 @@ REPO = Path(__file__).resolve().parents[2]
 EVIL = b"cos\nsystem\n(S'id'\ntR."
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-        check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
     """Run a command; on an unexpected status, fail with its output."""
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
-                    f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -44,9 +53,11 @@ def make_venv(path: Path, *, with_pip: bool = True) -> Path:
 
 def distributions(python: Path) -> set[str]:
     """Names of the distributions installed in the environment of ``python``."""
-    code = ("import importlib.metadata as m; "
-            "import re; print('\\n'.join(sorted({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower() "
-            "for d in m.distributions()})))")
+    code = (
+        "import importlib.metadata as m; "
+        "import re; print('\\n'.join(sorted({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower() "
+        "for d in m.distributions()})))"
+    )
     return set(run([python, "-c", code]).stdout.split())
 
 

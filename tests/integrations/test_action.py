@@ -38,8 +38,16 @@ def _schema() -> dict[str, Any] | None:
 
 def test_it_is_a_composite_action_with_the_documented_inputs() -> None:
     assert ACTION["runs"]["using"] == "composite"
-    assert set(ACTION["inputs"]) == {"paths", "fail-on", "format", "allow-file", "sarif",
-                                     "sarif-file", "extras", "python-version"}
+    assert set(ACTION["inputs"]) == {
+        "paths",
+        "fail-on",
+        "format",
+        "allow-file",
+        "sarif",
+        "sarif-file",
+        "extras",
+        "python-version",
+    }
     assert set(ACTION["outputs"]) == {"exit-code", "sarif-file"}
     upload = STEPS["Upload SARIF to code scanning"]
     assert upload["uses"].startswith("github/codeql-action/upload-sarif@")
@@ -69,20 +77,31 @@ def _workspace(tmp_path: Path) -> Path:
     return tmp_path / "ws"
 
 
-def run_step(step: dict[str, Any], workspace: Path, bin_dir: Path, **inputs: str
-             ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+def run_step(
+    step: dict[str, Any], workspace: Path, bin_dir: Path, **inputs: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     """Run a step's script as the runner does: its env (inputs at their defaults unless
     given), GITHUB_OUTPUT, bash; returns the process and the outputs it set."""
     values = {name: str(spec.get("default", "")) for name, spec in ACTION["inputs"].items()}
     values.update({k.replace("_", "-"): v for k, v in inputs.items()})
-    env = clean_env(PATH=f"{bin_dir}:/usr/bin:/bin", GITHUB_OUTPUT=str(workspace / ".out"),
-                    GITHUB_ACTION_PATH=str(REPO))
+    env = clean_env(
+        PATH=f"{bin_dir}:/usr/bin:/bin",
+        GITHUB_OUTPUT=str(workspace / ".out"),
+        GITHUB_ACTION_PATH=str(REPO),
+    )
     for key, value in step.get("env", {}).items():
-        env[key] = re.sub(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: values[m.group(1)],
-                          str(value))
+        env[key] = re.sub(
+            r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: values[m.group(1)], str(value)
+        )
     (workspace / ".out").write_text("")
-    proc = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=workspace, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     outputs = dict(line.split("=", 1) for line in (workspace / ".out").read_text().splitlines())
     return proc, outputs
 
@@ -104,14 +123,17 @@ def test_audit_step_annotates_and_hands_the_status_to_the_verdict(tmp_path: Path
 
 def test_audit_step_writes_valid_sarif_and_expands_globs(tmp_path: Path) -> None:
     ws = _workspace(tmp_path)
-    proc, outputs = run_step(AUDIT, ws, BIN, sarif="true", format="text",
-                             paths="models/**/*.pt\n  models/evil.pkl")
+    proc, outputs = run_step(
+        AUDIT, ws, BIN, sarif="true", format="text", paths="models/**/*.pt\n  models/evil.pkl"
+    )
     assert proc.returncode == 0, proc.stderr
     assert outputs == {"sarif-file": "ckptaudit.sarif", "exit-code": "1"}
     assert "3 files audited: 1 compatible, 1 dangerous, 1 incompatible" in proc.stdout
     doc = json.loads((ws / "ckptaudit.sarif").read_text())
-    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-            for r in doc["runs"][0]["results"]}
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in doc["runs"][0]["results"]
+    }
     assert uris == {"models/nested/bad.pt", "models/evil.pkl"}
     schema = _schema()
     if schema is not None:
@@ -140,7 +162,9 @@ def test_audit_step_options_and_hostile_input(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_install_step_from_the_checkout_without_a_c_compiler(snapshot: Path, tmp_path: Path) -> None:
+def test_install_step_from_the_checkout_without_a_c_compiler(
+    snapshot: Path, tmp_path: Path
+) -> None:
     """The action's install step in a fresh venv where the compiler fails: the package
     installs with the pure-Python core, and the CLI says so once per run."""
     checkout = tmp_path / "action"  # a clean copy: nothing built in it before
@@ -149,8 +173,13 @@ def test_install_step_from_the_checkout_without_a_c_compiler(snapshot: Path, tmp
     ws = _workspace(tmp_path)
     for i in range(10):  # enough files for parallel workers: the note still comes once
         torch.save({"w": torch.ones(1)}, ws / "models" / f"more{i}.pt")
-    env = clean_env(PATH=f"{python.parent}:/usr/bin:/bin", GITHUB_ACTION_PATH=str(checkout),
-                    CKPTAUDIT_EXTRAS="", CC="false", CXX="false")
+    env = clean_env(
+        PATH=f"{python.parent}:/usr/bin:/bin",
+        GITHUB_ACTION_PATH=str(checkout),
+        CKPTAUDIT_EXTRAS="",
+        CC="false",
+        CXX="false",
+    )
     install = run(["bash", "-e", "-c", INSTALL["run"]], cwd=ws, env=env)
     assert install.stdout.strip().endswith("(python core)"), install.stdout
     assert "torch" not in distributions(python)

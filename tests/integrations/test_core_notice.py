@@ -27,8 +27,13 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", _HIDE_COMPILED, *args], capture_output=True,
-                          text=True, env=clean_env(**env), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", _HIDE_COMPILED, *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=120,
+    )
 
 
 def test_the_pure_python_fallback_says_so_once(tmp_path: Path) -> None:

@@ -24,14 +24,19 @@ def _install(dist: Dist, extra: str, tmp_path: Path) -> tuple[Path, set[str]]:
     constraints = tmp_path / "constraints.txt"
     constraints.write_text("torch==2.13.0\n")
     python = make_venv(tmp_path / f"venv-{extra}")
-    run([python, "-m", "pip", "install", "--quiet", "-c", constraints, f"{dist.wheel}[{extra}]"],
-        env=clean_env())
+    run(
+        [python, "-m", "pip", "install", "--quiet", "-c", constraints, f"{dist.wheel}[{extra}]"],
+        env=clean_env(),
+    )
     return python, distributions(python)
 
 
 def _audit(python: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    proc = run([python, "-m", "ckptaudit", "audit", "--no-progress", "--format", "json", *args],
-               env=env or clean_env(), check=False)
+    proc = run(
+        [python, "-m", "ckptaudit", "audit", "--no-progress", "--format", "json", *args],
+        env=env or clean_env(),
+        check=False,
+    )
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -45,7 +50,9 @@ def test_torch_extra(dist: Dist, tmp_path: Path) -> None:
     run([python, "-m", "ckptaudit", "demo", "morphogenetic", "-o", legacy], env=clean_env())
     status, doc = _audit(python, str(legacy))
     assert status == 1 and doc["files"][0]["status"] == "incompatible"
-    code = "import ckptaudit, torch; print(ckptaudit.audit_object({'w': torch.ones(1)}).status.value)"
+    code = (
+        "import ckptaudit, torch; print(ckptaudit.audit_object({'w': torch.ones(1)}).status.value)"
+    )
     assert run([python, "-c", code]).stdout.strip() == "compatible"
 
 
@@ -64,8 +71,9 @@ def test_remote_extra_reads_http_and_hf_urls(dist: Dist, hub: object, tmp_path: 
     assert {"fsspec", "aiohttp", "huggingface-hub"} <= installed and "torch" not in installed
     url = hub.url  # type: ignore[attr-defined]
     env = clean_env(HF_ENDPOINT=url, HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1")
-    status, doc = _audit(python, f"{url}/org/model/resolve/main/model.pt", "hf://org/model/model.pt",
-                         env=env)
+    status, doc = _audit(
+        python, f"{url}/org/model/resolve/main/model.pt", "hf://org/model/model.pt", env=env
+    )
     assert status == 0 and [f["status"] for f in doc["files"]] == ["compatible"] * 2
 
 
@@ -78,10 +86,19 @@ def test_s3_extra_reads_s3_urls(dist: Dist, checkpoints: dict[str, Path], tmp_pa
     server.start()
     try:
         endpoint = f"http://127.0.0.1:{server._server.server_port}"
-        creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        creds = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         client.create_bucket(Bucket="ckpts")
         client.upload_file(str(checkpoints["bad.pt"]), "ckpts", "runs/bad.pt")
         status, doc = _audit(python, "s3://ckpts/runs/bad.pt", env=clean_env(**creds))
@@ -90,8 +107,9 @@ def test_s3_extra_reads_s3_urls(dist: Dist, checkpoints: dict[str, Path], tmp_pa
     assert status == 1 and doc["files"][0]["unsafe_globals"] == ["collections.deque"]
 
 
-def test_dask_extra_audits_on_a_cluster(dist: Dist, checkpoints: dict[str, Path],
-                                        tmp_path: Path) -> None:
+def test_dask_extra_audits_on_a_cluster(
+    dist: Dist, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
     python, installed = _install(dist, "dask", tmp_path)
     assert "distributed" in installed and "torch" not in installed
     code = (
@@ -104,10 +122,13 @@ def test_dask_extra_audits_on_a_cluster(dist: Dist, checkpoints: dict[str, Path]
         "                   cluster.scheduler_address, *sys.argv[2:]]))\n"
     )
     out = tmp_path / "report.json"
-    proc = run([python, "-c", code, out, checkpoints["good.pt"], checkpoints["bad.pt"]],
-               env=clean_env(), check=False)
+    proc = run(
+        [python, "-c", code, out, checkpoints["good.pt"], checkpoints["bad.pt"]],
+        env=clean_env(),
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
-    assert [f["status"] for f in json.loads(out.read_text())["files"]] == ["compatible",
-                                                                          "incompatible"]
-
-
+    assert [f["status"] for f in json.loads(out.read_text())["files"]] == [
+        "compatible",
+        "incompatible",
+    ]

@@ -43,21 +43,31 @@ def parse(line: str) -> tuple[str, dict[str, str], str]:
 
 def _finding(**changes: object) -> Finding:
     base = Finding(
-        rule="CKA201", category="not-allowlisted", severity=Severity.INCOMPATIBLE,
-        global_name="collections.deque", kind=Kind.CONTAINER, remedy=Remedy.CONVERT,
-        message="collections.deque is not an allowed global", hint="store list(d)", count=3,
-        paths=("root['a']", "root['b'][0]"), offset=42,
+        rule="CKA201",
+        category="not-allowlisted",
+        severity=Severity.INCOMPATIBLE,
+        global_name="collections.deque",
+        kind=Kind.CONTAINER,
+        remedy=Remedy.CONVERT,
+        message="collections.deque is not an allowed global",
+        hint="store list(d)",
+        count=3,
+        paths=("root['a']", "root['b'][0]"),
+        offset=42,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def _report(path: str, *findings: Finding, status: Status = Status.INCOMPATIBLE) -> FileReport:
     return FileReport(
-        path=path, format="torch-zip", status=status,
+        path=path,
+        format="torch-zip",
+        status=status,
         weights_only_compatible=status is Status.COMPATIBLE,
         predicted_error="Unsupported global: GLOBAL collections.deque" if findings else None,
         unsafe_globals=tuple(sorted({f.global_name for f in findings if f.global_name})),
-        findings=findings, stats=AuditStats(),
+        findings=findings,
+        stats=AuditStats(),
     )
 
 
@@ -75,8 +85,15 @@ def test_escaping_follows_the_documented_table() -> None:
 
 def test_one_annotation_per_file_with_every_finding() -> None:
     reports = [
-        _report("models/agent.pt", _finding(), _finding(rule="CKA203", category="forbidden-operation",
-                                                        message="APPENDS on collections.deque")),
+        _report(
+            "models/agent.pt",
+            _finding(),
+            _finding(
+                rule="CKA203",
+                category="forbidden-operation",
+                message="APPENDS on collections.deque",
+            ),
+        ),
         _report("models/clean.pt", status=Status.COMPATIBLE),
     ]
     lines = render_github(reports, ckptaudit.load_policy()).splitlines()
@@ -122,8 +139,13 @@ def test_hostile_names_cannot_start_a_command_of_their_own() -> None:
     evil = "x\n::set-output name=verdict::compatible\r\n::error::fake %0A, : done\x1b[2J"
     report = _report(
         "dir,with:odd%name\n.pt",
-        _finding(global_name=evil, message=f"{evil} is not an allowed global",
-                 paths=(f"root[{evil!r}]", f"root['{evil}']"), hint=evil, member=evil),
+        _finding(
+            global_name=evil,
+            message=f"{evil} is not an allowed global",
+            paths=(f"root[{evil!r}]", f"root['{evil}']"),
+            hint=evil,
+            member=evil,
+        ),
     )
     text = render_github([report], None)
     lines = text.splitlines()
@@ -143,10 +165,15 @@ def test_more_files_than_github_shows_are_counted_in_the_log() -> None:
     reports = [_report(f"m{i}.pt", _finding()) for i in range(12)]
     lines = render_github(reports, None).splitlines()
     assert sum(line.startswith("::error ") for line in lines) == 12
-    assert lines[-1] == "ckptaudit: GitHub shows 10 error annotations per step; 2 more are only in this log"
+    assert (
+        lines[-1]
+        == "ckptaudit: GitHub shows 10 error annotations per step; 2 more are only in this log"
+    )
 
 
-def test_cli_format_github_on_real_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_format_github_on_real_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     torch = pytest.importorskip("torch")
     clean, bad = tmp_path / "clean.pt", tmp_path / "bad.pt"
     torch.save({"w": torch.ones(2)}, clean)

@@ -64,7 +64,10 @@ def run(hub: Hub, tmp_path: Path, *args: str, token: str | None = TOKEN) -> tupl
     out.unlink(missing_ok=True)
     proc = subprocess.run(
         [sys.executable, "-m", "ckptaudit", "audit", "--format", "json", "-o", str(out), *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     doc = json.loads(out.read_text()) if out.exists() else {}
     return proc.returncode, doc, proc.stderr

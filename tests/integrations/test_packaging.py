@@ -40,8 +40,15 @@ def test_build_gives_a_wheel_and_an_sdist_that_twine_accepts(dist: Dist) -> None
         top = sdist.getnames()[0].split("/")[0]
         members = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
     assert top == f"ckptaudit-{ckptaudit.__version__}"
-    assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "setup.py",
-            "src/ckptaudit/py.typed", "src/ckptaudit/pickle/_native.c"} <= members
+    assert {
+        "LICENSE",
+        "CHANGELOG.md",
+        "README.md",
+        "pyproject.toml",
+        "setup.py",
+        "src/ckptaudit/py.typed",
+        "src/ckptaudit/pickle/_native.c",
+    } <= members
 
 
 def test_the_core_installs_and_audits_without_torch(
@@ -59,14 +66,15 @@ def test_the_core_installs_and_audits_without_torch(
     )
     good = run([cli, "audit", checkpoints["good.pt"]], env=env)
     assert "COMPATIBLE" in good.stdout and good.stderr == ""
-    bad = run([cli, "audit", checkpoints["bad.pt"], checkpoints["evil.pkl"]], env=env,
-              check=False)
+    bad = run([cli, "audit", checkpoints["bad.pt"], checkpoints["evil.pkl"]], env=env, check=False)
     assert bad.returncode == 1
     assert "collections.deque" in bad.stdout and "DANGEROUS" in bad.stdout
     # the plugin is registered, and the library API imports without torch
-    code = ("import importlib.metadata as m, ckptaudit, sys; "
-            "eps = {e.name: e.value for e in m.entry_points(group='pytest11')}; "
-            "r = ckptaudit.audit_file(sys.argv[1]); "
-            "print(eps['ckptaudit'], r.status.value, 'torch' in sys.modules)")
+    code = (
+        "import importlib.metadata as m, ckptaudit, sys; "
+        "eps = {e.name: e.value for e in m.entry_points(group='pytest11')}; "
+        "r = ckptaudit.audit_file(sys.argv[1]); "
+        "print(eps['ckptaudit'], r.status.value, 'torch' in sys.modules)"
+    )
     out = run([python, "-c", code, checkpoints["bad.pt"]], env=env).stdout.split()
     assert out == ["ckptaudit.pytest_plugin", "incompatible", "False"]

@@ -36,13 +36,21 @@ def test_the_hook_takes_exactly_the_checkpoint_suffixes() -> None:
     )
 
 
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid",
-       "-c", "commit.gpgsign=false"]
+GIT = [
+    "git",
+    "-c",
+    "user.name=t",
+    "-c",
+    "user.email=t@example.invalid",
+    "-c",
+    "commit.gpgsign=false",
+]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, checkpoints: dict[str, Path]
-            ) -> Iterator[tuple[Path, dict[str, str]]]:
+def project(
+    tmp_path_factory: pytest.TempPathFactory, checkpoints: dict[str, Path]
+) -> Iterator[tuple[Path, dict[str, str]]]:
     """A throwaway git repository with checkpoints, and pre-commit's environment."""
     root = tmp_path_factory.mktemp("project")
     home = tmp_path_factory.mktemp("pre-commit-home")
@@ -66,8 +74,17 @@ def test_try_repo_fails_an_incompatible_checkpoint(
 ) -> None:
     """try-repo installs into a store of its own each time (a full pip install): once."""
     root, env = project
-    bad = pre_commit("try-repo", snapshot, "ckptaudit", "--files", "good.pt", "bad.pt",
-                     "notes.txt", cwd=root, env=env)
+    bad = pre_commit(
+        "try-repo",
+        snapshot,
+        "ckptaudit",
+        "--files",
+        "good.pt",
+        "bad.pt",
+        "notes.txt",
+        cwd=root,
+        env=env,
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert re.search(r"^ckptaudit\.+Failed$", bad.stdout, re.M), bad.stdout
     assert "bad.pt  [torch-zip]  INCOMPATIBLE" in bad.stdout
@@ -87,9 +104,15 @@ def test_the_hook_passes_loadable_checkpoints_and_takes_its_args(
         hook: dict[str, object] = {"id": "ckptaudit"}
         if args is not None:
             hook["args"] = args
-        (root / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [
-            {"repo": str(snapshot), "rev": rev, "hooks": [hook]},
-        ]}))
+        (root / ".pre-commit-config.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "repos": [
+                        {"repo": str(snapshot), "rev": rev, "hooks": [hook]},
+                    ]
+                }
+            )
+        )
 
     configure(None)
     ok = pre_commit("run", "--files", "good.pt", "notes.txt", cwd=root, env=env)

@@ -24,21 +24,29 @@ def test_a_compatible_object_passes_and_returns_its_audit() -> None:
 
 
 def test_the_failure_lists_every_finding_with_its_paths_and_hint() -> None:
-    obj = {"stats": {"recent": collections.deque([1.0, 2.0])}, "stage": ot.Stage.ACTIVE,
-           "history": [ot.Stage.DORMANT, ot.Stage.ACTIVE]}
+    obj = {
+        "stats": {"recent": collections.deque([1.0, 2.0])},
+        "stage": ot.Stage.ACTIVE,
+        "history": [ot.Stage.DORMANT, ot.Stage.ACTIVE],
+    }
     with pytest.raises(CheckpointNotLoadable) as caught:
         assert_loadable(obj)
     message = str(caught.value)
     assert isinstance(caught.value, AssertionError)
     newest = ckptaudit.load_policy().torch_version
-    assert message.startswith("<object> would not load with torch.load(weights_only=True) "
-                              f"(policy of torch {newest})")
+    assert message.startswith(
+        f"<object> would not load with torch.load(weights_only=True) (policy of torch {newest})"
+    )
     for finding in caught.value.report.findings:
         assert f"[{finding.rule}] {finding.message}" in message
         assert f"hint: {finding.hint}" in message
     # every path of every finding, not only the first
-    for path in ("root['stats']['recent']", "root['stage']", "root['history'][0]",
-                 "root['history'][1]"):
+    for path in (
+        "root['stats']['recent']",
+        "root['stage']",
+        "root['history'][0]",
+        "root['history'][1]",
+    ):
         assert f"at {path}" in message
     assert "globals to convert or allowlist" in message and "oracle_types.Stage" in message
 
@@ -78,10 +86,10 @@ def test_torch_version_selects_a_policy_table() -> None:
 def test_the_fixture_through_the_entry_point(pytester: pytest.Pytester) -> None:
     """A project's own test run: the fixture is found without any conftest or -p option."""
     pytester.makeini(
-        "[pytest]\nckptaudit_allow =\n    test_project.Stage\n"
-        "ckptaudit_torch_version = 2.13.0\n"
+        "[pytest]\nckptaudit_allow =\n    test_project.Stage\nckptaudit_torch_version = 2.13.0\n"
     )
-    pytester.makepyfile(test_project='''
+    pytester.makepyfile(
+        test_project="""
         import collections, enum
         import torch
 
@@ -102,11 +110,14 @@ def test_the_fixture_through_the_entry_point(pytester: pytest.Pytester) -> None:
 
         def test_unknown_torch(ckptaudit_check):
             ckptaudit_check({"w": 1}, torch_version="1.0.0")
-    ''')
+    """
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
-    assert "CheckpointNotLoadable: <object> would not load with torch.load(weights_only=True)" in out
+    assert (
+        "CheckpointNotLoadable: <object> would not load with torch.load(weights_only=True)" in out
+    )
     assert "at root['buffer']" in out and "hint: store list(d)" in out
     assert "PolicyError: no policy table for torch 1.0.0" in out
     # The helper's own frames are hidden: the failure points at the project's line.

@@ -24,8 +24,9 @@ def test_one_version_everywhere() -> None:
     assert attr == "ckptaudit._version.__version__"
     # The installed metadata (a stale editable install would disagree: `make` reinstalls).
     assert importlib.metadata.version("ckptaudit") == __version__
-    out = subprocess.run([sys.executable, "-m", "ckptaudit", "--version"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "ckptaudit", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert out.startswith(f"ckptaudit {__version__} (")
 
 

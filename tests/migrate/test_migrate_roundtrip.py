@@ -13,9 +13,9 @@ import warnings
 from typing import Any
 
 import pytest
-import test_oracle as oracle
 import torch
 from migrate_helpers import SLOW, assert_same, plain, sharing
+from support import oracle_corpus as oracle
 
 import ckptaudit
 from ckptaudit.findings import Status
@@ -111,7 +111,7 @@ def test_datetime_timestamps_only_where_a_zone_is_known(tmp_path: pathlib.Path) 
 def test_a_migrated_file_migrates_to_the_same_bytes(tmp_path: pathlib.Path) -> None:
     for folder in ("a", "b", "c"):
         (tmp_path / folder).mkdir()
-    torch.save(oracle.CASES["nested_mix"]() | {"w": oracle._linear()}, tmp_path / "a" / "m.pt")
+    torch.save(oracle.CASES["nested_mix"]() | {"w": oracle.linear()}, tmp_path / "a" / "m.pt")
     ckptaudit.migrate(tmp_path / "a" / "m.pt", tmp_path / "b" / "m.pt")
     again = ckptaudit.migrate(tmp_path / "b" / "m.pt", tmp_path / "c" / "m.pt")
     assert (tmp_path / "b" / "m.pt").read_bytes() == (tmp_path / "c" / "m.pt").read_bytes()

@@ -16,9 +16,9 @@ import zipfile
 from typing import Any
 
 import pytest
-import test_oracle as oracle
 import torch
 from migrate_helpers import SLOW, assert_same, plain
+from support import oracle_corpus as oracle
 
 import ckptaudit
 from ckptaudit.cli import main
@@ -193,8 +193,8 @@ def test_load_refuses_loads_and_migrates(tmp_path: pathlib.Path) -> None:
     got, manifest = ckptaudit.load(tmp_path / "m.pt", with_manifest=True)
     assert_same(plain(obj), got)
     assert manifest.conversions
-    torch.save(oracle._linear(), tmp_path / "ok.pt")
-    assert_same(plain(oracle._linear()), ckptaudit.load(str(tmp_path / "ok.pt")))
+    torch.save(oracle.linear(), tmp_path / "ok.pt")
+    assert_same(plain(oracle.linear()), ckptaudit.load(str(tmp_path / "ok.pt")))
     assert_same(plain(obj), ckptaudit.load((tmp_path / "m.pt").read_bytes()))
     trap = next(c for c in hc.CASES if c.container in ("pickle",) and c.expect == "dangerous")
     with pytest.raises(ckptaudit.MigrationRefused):

@@ -16,14 +16,63 @@ from ckptaudit.pickle.textnum import parse_float, parse_int, parse_long
 
 FAILED = "fails"
 
-INTS = [b"010", b"0x1f", b"0X1F", b"1_000", b"1__0", b"_1", b"08", b"0x", b"0b101", b"0o17",
-        b"12\x00zz", b"\x00", b"+1", b" 0", b"-0", b"00", b"01", b"1", b"0", b"-1", b"7 ",
-        b"9223372036854775807", b"9223372036854775808", b"-9223372036854775809",
-        b"0x1950a86a20f9469cfc6c", b"0777777777777777777777777", b"", b"abc", b"1L"]
+INTS = [
+    b"010",
+    b"0x1f",
+    b"0X1F",
+    b"1_000",
+    b"1__0",
+    b"_1",
+    b"08",
+    b"0x",
+    b"0b101",
+    b"0o17",
+    b"12\x00zz",
+    b"\x00",
+    b"+1",
+    b" 0",
+    b"-0",
+    b"00",
+    b"01",
+    b"1",
+    b"0",
+    b"-1",
+    b"7 ",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"-9223372036854775809",
+    b"0x1950a86a20f9469cfc6c",
+    b"0777777777777777777777777",
+    b"",
+    b"abc",
+    b"1L",
+]
 
-FLOATS = [b"1.5", b"-0.0", b"1e999", b"-1e999", b"inf", b"-inf", b"nan", b"NaN", b"Infinity",
-          b"infinit", b"1e-400", b" 1.0", b"1.0 ", b"1.0\t", b"1_0.0", b"0x1p3", b"1.5\x00zz",
-          b"\x00", b".5", b"5.", b"1e", b"+.5e+3", b"abc"]
+FLOATS = [
+    b"1.5",
+    b"-0.0",
+    b"1e999",
+    b"-1e999",
+    b"inf",
+    b"-inf",
+    b"nan",
+    b"NaN",
+    b"Infinity",
+    b"infinit",
+    b"1e-400",
+    b" 1.0",
+    b"1.0 ",
+    b"1.0\t",
+    b"1_0.0",
+    b"0x1p3",
+    b"1.5\x00zz",
+    b"\x00",
+    b".5",
+    b"5.",
+    b"1e",
+    b"+.5e+3",
+    b"abc",
+]
 
 
 def cpython(opcode: bytes, raw: bytes) -> object:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hostile_cases import CASES
 from hypothesis import given, settings
-from pickle_strategies import opcode_soup
+from support.strategies import opcode_soup
 
 from ckptaudit.pickle import Call, Global, Opaque, PDict, PersId, PSet, loop, paths
 from ckptaudit.pickle.vm import Event, PickleResult, run_pickle

@@ -14,6 +14,8 @@ from ckptaudit.policy import available_torch_versions, load_policy
 from ckptaudit.policy.dangerous import DANGEROUS_MODULES, DANGEROUS_NAMES, danger_reason
 from ckptaudit.policy.inert import INERT_CONSTRUCTORS
 
+pytestmark = pytest.mark.torch
+
 _GEN = Path(__file__).resolve().parents[2] / "tools" / "gen_policy.py"
 
 
@@ -42,8 +44,7 @@ def test_allowlist_equals_torch_live_allowlist() -> None:
 def test_supported_opcodes_match_torch_behaviour() -> None:
     """Each opcode the table supports is accepted by torch's Unpickler (spot checks)."""
     policy = load_policy()
-    names = {op.name for op in __import__("pickletools").opcodes
-             if policy.supports(ord(op.code))}
+    names = {op.name for op in __import__("pickletools").opcodes if policy.supports(ord(op.code))}
     assert {"BINUNICODE", "SETITEMS", "BINPERSID", "EMPTY_SET"} <= names
     assert not {"FRAME", "STACK_GLOBAL", "SHORT_BINUNICODE", "MEMOIZE"} & names
     with pytest.raises(pickle.UnpicklingError, match="Unsupported operand 149"):

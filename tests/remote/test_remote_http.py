@@ -18,6 +18,8 @@ from ckptaudit.cli import EXIT_FAIL, EXIT_OK, EXIT_UNREADABLE, main
 from ckptaudit.findings import Status
 from ckptaudit.runner import audit_paths
 
+pytestmark = pytest.mark.torch
+
 
 @pytest.mark.parametrize("name", ["config.pt", "legacy.pt", "big.pt"])
 def test_same_report_as_local(http_server: HttpServer, checkpoints: Path, name: str) -> None:
@@ -59,10 +61,18 @@ def test_one_gib_checkpoint_transfers_under_one_mib(
 def test_runner_and_cli_take_urls(
     http_server: HttpServer, checkpoints: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    urls = [f"{http_server.url}/big.pt", str(checkpoints / "config.pt"), f"{http_server.url}/config.pt"]
+    urls = [
+        f"{http_server.url}/big.pt",
+        str(checkpoints / "config.pt"),
+        f"{http_server.url}/config.pt",
+    ]
     reports = audit_paths(urls, jobs=1)
     assert [r.path for r in reports] == urls
-    assert [r.status for r in reports] == [Status.COMPATIBLE, Status.INCOMPATIBLE, Status.INCOMPATIBLE]
+    assert [r.status for r in reports] == [
+        Status.COMPATIBLE,
+        Status.INCOMPATIBLE,
+        Status.INCOMPATIBLE,
+    ]
     # Enough URLs for the process pool: each worker opens its own connections.
     pooled = audit_paths([f"{http_server.url}/config.pt"] * 8 + urls, jobs=2)
     assert [r.status for r in pooled[:8]] == [Status.INCOMPATIBLE] * 8
@@ -96,8 +106,10 @@ def test_server_without_ranges_is_refused_not_downloaded(
         report = audit_url(f"{http_server.url}/big.pt")
     finally:
         http_server.honour_ranges = True
-    print(f"\nno ranges ({advertised=}): {report.error}; read {report.stats.bytes_read}, "
-          f"server sent {sum(http_server.sent.values())}")
+    print(
+        f"\nno ranges ({advertised=}): {report.error}; read {report.stats.bytes_read}, "
+        f"server sent {sum(http_server.sent.values())}"
+    )
     assert report.status is Status.ERROR
     assert "range" in (report.error or ""), report.error
     # The client stops reading after what it asked for; socket buffers bound the rest.
@@ -105,6 +117,7 @@ def test_server_without_ranges_is_refused_not_downloaded(
     assert sum(http_server.sent.values()) < 64 * MIB
 
 
+@pytest.mark.slow
 def test_prefetch_batches_small_reads(http_server: HttpServer, checkpoints: Path) -> None:
     """Scattered small reads (zip local headers) can be fetched as one concurrent batch."""
     from ckptaudit.formats.remote import RemoteSource

@@ -19,6 +19,8 @@ from ckptaudit.discovery import expand_inputs
 from ckptaudit.findings import Status
 from ckptaudit.runner import audit_paths
 
+pytestmark = [pytest.mark.torch, pytest.mark.slow]  # moto's server starts for the module
+
 
 @pytest.mark.parametrize("name", ["config.pt", "legacy.pt", "big.pt"])
 def test_same_report_as_local(s3: S3, checkpoints: Path, name: str) -> None:

@@ -28,15 +28,24 @@ CANONICAL = FileReport(
     predicted_error="Can only extend lists, but got <class 'collections.deque'>",
     unsafe_globals=("collections.deque",),
     findings=(
-        Finding(rule="CKA201", category="not-allowlisted", severity=Severity.INCOMPATIBLE,
-                global_name="collections.deque", kind=Kind.CONTAINER, remedy=Remedy.CONVERT,
-                message="collections.deque is not an allowed global",
-                hint="store list(d)", count=3,
-                paths=("root['a']", "root['b'][0]"), offset=42),
+        Finding(
+            rule="CKA201",
+            category="not-allowlisted",
+            severity=Severity.INCOMPATIBLE,
+            global_name="collections.deque",
+            kind=Kind.CONTAINER,
+            remedy=Remedy.CONVERT,
+            message="collections.deque is not an allowed global",
+            hint="store list(d)",
+            count=3,
+            paths=("root['a']", "root['b'][0]"),
+            offset=42,
+        ),
     ),
     top_level=(TopLevelEntry(key="a", summary="deque[2 items]"),),
-    stats=AuditStats(pickle_bytes=100, opcodes=20, tensors=1, tensor_bytes=64, bytes_read=900,
-                     seconds=0.01),
+    stats=AuditStats(
+        pickle_bytes=100, opcodes=20, tensors=1, tensor_bytes=64, bytes_read=900, seconds=0.01
+    ),
 )
 
 
@@ -62,10 +71,18 @@ def test_json_round_trip_keeps_every_field() -> None:
     doc = json.loads(render([CANONICAL], OutputFormat.JSON, ckptaudit.load_policy()))
     (f,) = doc["files"][0]["findings"]
     assert f == {
-        "rule": "CKA201", "global": "collections.deque", "category": "not-allowlisted",
-        "severity": "incompatible", "kind": "container", "remedy": "convert",
-        "message": "collections.deque is not an allowed global", "hint": "store list(d)",
-        "count": 3, "paths": ["root['a']", "root['b'][0]"], "offset": 42, "member": None,
+        "rule": "CKA201",
+        "global": "collections.deque",
+        "category": "not-allowlisted",
+        "severity": "incompatible",
+        "kind": "container",
+        "remedy": "convert",
+        "message": "collections.deque is not an allowed global",
+        "hint": "store list(d)",
+        "count": 3,
+        "paths": ["root['a']", "root['b'][0]"],
+        "offset": 42,
+        "member": None,
         "opcode": None,
     }
 
@@ -73,8 +90,13 @@ def test_json_round_trip_keeps_every_field() -> None:
 def test_markdown_has_the_plan_sections(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CKPTAUDIT_NO_TORCH", "1")
     text = render([CANONICAL], OutputFormat.MARKDOWN, ckptaudit.load_policy())
-    for heading in ("## Summary", "## Type conversions required", "## Recommended code changes",
-                    "## Verification", "### Top-level structure"):
+    for heading in (
+        "## Summary",
+        "## Type conversions required",
+        "## Recommended code changes",
+        "## Verification",
+        "### Top-level structure",
+    ):
         assert heading in text
     assert "| `run/model.pt` | FAIL | incompatible | 1 |" in text
     assert "| `deque` | model.pt: `root['a']` (3) | store list(d) |" in text
@@ -87,8 +109,7 @@ def test_terminal_colour_keeps_every_bracket() -> None:
 
     evil = ckptaudit.audit_bytes(b"cos\nsystem\n(S'[bold]id[/]'\ntR.", name="weird [name].pt")
     text = render([CANONICAL, evil], OutputFormat.TEXT, ckptaudit.load_policy(), markup=True)
-    console = Console(force_terminal=True, width=200, highlight=False, soft_wrap=True,
-                      record=True)
+    console = Console(force_terminal=True, width=200, highlight=False, soft_wrap=True, record=True)
     console.print(text, end="")
     shown = console.export_text()
     plain = render([CANONICAL, evil], OutputFormat.TEXT, ckptaudit.load_policy(), markup=False)
@@ -96,7 +117,7 @@ def test_terminal_colour_keeps_every_bracket() -> None:
 
 
 # --------------------------------------------------------------------------- hostile names
-# Third red-team round: a global's module and name, a member name and the file path all come
+# From the third red-team campaign: a global's module and name, a member name and the file path all come
 # from the attacker. Text must not carry terminal controls (clear the screen, retitle the
 # window, print a fake verdict); Markdown must not gain table rows or break its code fences.
 
@@ -115,8 +136,9 @@ def _evil_report(path: str = _EVIL_PATH) -> FileReport:
         return b"X" + len(raw).to_bytes(4, "little") + raw
 
     # STACK_GLOBAL of (module, name), called: a dangerous file whose names are the attack.
-    report = ckptaudit.audit_bytes(b"\x80\x04" + u(_EVIL_MODULE) + u(_EVIL_NAME) + b"\x93)R.",
-                                   name=path)
+    report = ckptaudit.audit_bytes(
+        b"\x80\x04" + u(_EVIL_MODULE) + u(_EVIL_NAME) + b"\x93)R.", name=path
+    )
     assert report.status is Status.DANGEROUS, report.findings
     return report
 
@@ -129,7 +151,9 @@ def _assert_no_controls(text: str) -> None:
 
 @pytest.mark.parametrize("markup", [False, True], ids=["plain", "markup"])
 def test_text_escapes_control_characters_from_the_file(markup: bool) -> None:
-    text = render([_evil_report(), CANONICAL], OutputFormat.TEXT, ckptaudit.load_policy(), markup=markup)
+    text = render(
+        [_evil_report(), CANONICAL], OutputFormat.TEXT, ckptaudit.load_policy(), markup=markup
+    )
     _assert_no_controls(text)
     assert "legit" in text and "Thing" in text and "DANGEROUS" in text
 
@@ -139,7 +163,7 @@ def _table_rows(text: str, heading: str) -> list[str]:
     start = lines.index(heading)
     header = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
     rows = []
-    for line in lines[header + 2:]:
+    for line in lines[header + 2 :]:
         if not line:
             break
         rows.append(line)
@@ -169,7 +193,7 @@ def test_markdown_verification_command_quotes_each_path(monkeypatch: pytest.Monk
     text = render(reports, OutputFormat.MARKDOWN, ckptaudit.load_policy())
     lines = text.split("\n")
     fence = lines.index("```sh")
-    assert lines[fence + 2] == "```", lines[fence:fence + 3]
+    assert lines[fence + 2] == "```", lines[fence : fence + 3]
     words = shlex.split(lines[fence + 1])
     assert words[:2] == ["ckptaudit", "audit"] and len(words) == 4, words
     assert words[3] == shell_path

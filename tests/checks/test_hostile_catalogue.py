@@ -10,6 +10,7 @@ import sys
 
 import hostile_cases as hc
 import pytest
+from support.lookalikes import Lookalike, family
 
 import ckptaudit
 from ckptaudit.findings import Severity, Status
@@ -36,9 +37,9 @@ def test_hostile_case_names_the_culprit(case: hc.HostileCase) -> None:
     assert named & wanted or any(n and any(w in n for w in wanted) for n in named), named
 
 
-@pytest.mark.parametrize("case", hc.BENIGN_LOOKALIKES, ids=lambda c: c.name)
-def test_benign_lookalike_is_not_dangerous(case: hc.BenignCase) -> None:
-    report = ckptaudit.audit_bytes(case.data, name=case.filename)
+@pytest.mark.parametrize("lookalike", family("catalogue"))
+def test_benign_lookalike_is_not_dangerous(lookalike: Lookalike) -> None:
+    report = ckptaudit.audit_bytes(lookalike.make(), name=lookalike.filename)
     assert report.status is not Status.DANGEROUS, report.findings
 
 

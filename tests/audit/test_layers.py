@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "src" / "ckptaudit"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ckptaudit"
 
 FOUNDATION = frozenset({"_compat", "_version", "errors", "findings"})
 """The data model and the exception tree: every layer may use them."""

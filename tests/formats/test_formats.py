@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import json
 import pickle
-import struct
-import tarfile
-import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from support.containers import legacy_tar, rezip, safetensors_file
+from support.loaders import torch_weights_only_loads
 from torch import nn
 
 import ckptaudit
@@ -22,43 +20,13 @@ from ckptaudit.findings import ContainerFormat, Status
 from ckptaudit.formats import BytesSource
 from ckptaudit.pickle.limits import DEFAULT_LIMITS
 
-
-def _torch_loads(path: Path) -> bool:
-    # Warnings inside torch.load are not failures (the suite turns warnings into errors).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            torch.load(path, weights_only=True)
-        except Exception:
-            return False
-    return True
+pytestmark = pytest.mark.torch
 
 
 def _saved(tmp_path: Path, obj: object, name: str = "m.pt") -> Path:
     path = tmp_path / name
     torch.save(obj, path)
     return path
-
-
-def _rezip(
-    src: Path,
-    dst: Path,
-    extra: dict[str, bytes] | None = None,
-    replace: dict[str, bytes] | None = None,
-    prefix: bytes = b"",
-) -> Path:
-    """Copy a torch zip member by member, adding or replacing members."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(buffer, "w") as zout:
-        for info in zin.infolist():
-            data = zin.read(info.filename)
-            short = info.filename.split("/", 1)[1]
-            zout.writestr(info.filename, (replace or {}).get(short, data))
-        top = zin.infolist()[0].filename.split("/", 1)[0]
-        for short, data in (extra or {}).items():
-            zout.writestr(f"{top}/{short}", data)
-    dst.write_bytes(prefix + buffer.getvalue())
-    return dst
 
 
 @pytest.mark.parametrize("fmt", list(ContainerFormat))
@@ -98,7 +66,7 @@ def test_truncated_checkpoints_are_never_compatible(tmp_path: Path) -> None:
         report = ckptaudit.audit_file(path)
         assert report.status is Status.ERROR, (cut, report)
         assert not report.weights_only_compatible
-        assert not _torch_loads(path)
+        assert not torch_weights_only_loads(path)
 
 
 def test_missing_file_is_an_error_and_other_files_still_audited(tmp_path: Path) -> None:
@@ -116,51 +84,31 @@ def test_torchscript_is_refused_but_scanned(tmp_path: Path) -> None:
     report = ckptaudit.audit_file(path)
     assert report.format == "torchscript"
     assert report.status is Status.INCOMPATIBLE
-    assert not report.weights_only_compatible and not _torch_loads(path)
+    assert not report.weights_only_compatible and not torch_weights_only_loads(path)
     assert any(f.rule == "CKA102" for f in report.findings)
 
 
-def _tar_checkpoint(path: Path, pickle_payload: bytes) -> Path:
-    with tarfile.open(path, "w") as tar:
-        for name, data in [
-            ("sys_info", pickle.dumps({"protocol_version": 1001}, protocol=2)),
-            ("pickle", pickle_payload),
-            ("storages", pickle.dumps(0, protocol=2) + pickle.dumps([], protocol=2)),
-            ("tensors", pickle.dumps(0, protocol=2)),
-        ]:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 def test_tar_format_is_refused_and_its_pickles_audited(tmp_path: Path) -> None:
-    clean = _tar_checkpoint(tmp_path / "old.tar", pickle.dumps({"a": 1}, protocol=2))
+    clean = tmp_path / "old.tar"
+    clean.write_bytes(legacy_tar(pickle.dumps({"a": 1}, protocol=2)))
     report = ckptaudit.audit_file(clean)
     assert report.format == "torch-tar"
-    assert report.status is Status.INCOMPATIBLE and not _torch_loads(clean)
-    hostile = _tar_checkpoint(tmp_path / "evil.tar", b"cos\nsystem\n(S'id'\ntR.")
+    assert report.status is Status.INCOMPATIBLE and not torch_weights_only_loads(clean)
+    hostile = tmp_path / "evil.tar"
+    hostile.write_bytes(legacy_tar(b"cos\nsystem\n(S'id'\ntR."))
     assert ckptaudit.audit_file(hostile).status is Status.DANGEROUS
 
 
-def _safetensors(path: Path, n: int = 2) -> Path:
-    header = {
-        f"t{i}": {"dtype": "F32", "shape": [2], "data_offsets": [8 * i, 8 * i + 8]}
-        for i in range(n)
-    }
-    raw = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\x00" * 8 * n)
-    return path
-
-
 def test_safetensors_is_compatible_with_its_tensor_count(tmp_path: Path) -> None:
-    report = ckptaudit.audit_file(_safetensors(tmp_path / "w.safetensors", 3))
+    (tmp_path / "w.safetensors").write_bytes(safetensors_file(3))
+    report = ckptaudit.audit_file(tmp_path / "w.safetensors")
     assert (report.format, report.status, report.stats.tensors) == (
         "safetensors",
         Status.COMPATIBLE,
         3,
     )
-    misnamed = ckptaudit.audit_file(_safetensors(tmp_path / "w.pt", 3))
+    (tmp_path / "w.pt").write_bytes(safetensors_file(3))
+    misnamed = ckptaudit.audit_file(tmp_path / "w.pt")
     assert misnamed.format == "safetensors" and not misnamed.weights_only_compatible
 
 
@@ -182,19 +130,21 @@ def test_unusual_top_folder_is_read(tmp_path: Path) -> None:
     path.write_bytes(buffer.getvalue())
     report = ckptaudit.audit_file(path)
     assert report.status is Status.COMPATIBLE
-    assert _torch_loads(path)
+    assert torch_weights_only_loads(path)
 
 
 def test_extra_pickle_member_is_a_hidden_payload(tmp_path: Path) -> None:
     src = _saved(tmp_path, {"a": 1})
-    path = _rezip(
-        src,
-        tmp_path / "extra.pt",
-        extra={"extra.pkl": b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."},
+    path = tmp_path / "extra.pt"
+    path.write_bytes(
+        rezip(
+            src.read_bytes(),
+            extra={"extra.pkl": b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."},
+        )
     )
     report = ckptaudit.audit_file(path)
     assert report.status is Status.DANGEROUS
-    assert report.weights_only_compatible and _torch_loads(path)
+    assert report.weights_only_compatible and torch_weights_only_loads(path)
     assert any(f.rule == "CKA303" for f in report.findings)
 
 
@@ -203,24 +153,27 @@ def test_second_pickle_after_stop_is_a_hidden_payload(tmp_path: Path) -> None:
     with zipfile.ZipFile(src) as z:
         data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
     evil = data + b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."
-    path = _rezip(src, tmp_path / "after.pt", replace={"data.pkl": evil})
+    path = tmp_path / "after.pt"
+    path.write_bytes(rezip(src.read_bytes(), replace={"data.pkl": evil}))
     report = ckptaudit.audit_file(path)
     assert report.status is Status.DANGEROUS
-    assert report.weights_only_compatible and _torch_loads(path)
+    assert report.weights_only_compatible and torch_weights_only_loads(path)
 
 
 def test_junk_before_a_zip_is_not_a_torch_checkpoint(tmp_path: Path) -> None:
     src = _saved(tmp_path, {"a": 1})
-    path = _rezip(
-        src,
-        tmp_path / "prefixed.pt",
-        extra={"x.pkl": b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."},
-        prefix=b"junk" * 25,
+    path = tmp_path / "prefixed.pt"
+    path.write_bytes(
+        rezip(
+            src.read_bytes(),
+            extra={"x.pkl": b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."},
+            prefix=b"junk" * 25,
+        )
     )
     report = ckptaudit.audit_file(path)
     assert report.format == "zip"
     assert report.status is Status.DANGEROUS
-    assert not report.weights_only_compatible and not _torch_loads(path)
+    assert not report.weights_only_compatible and not torch_weights_only_loads(path)
 
 
 def test_missing_storage_record_is_incompatible(tmp_path: Path) -> None:
@@ -233,7 +186,7 @@ def test_missing_storage_record_is_incompatible(tmp_path: Path) -> None:
     path = tmp_path / "nostorage.pt"
     path.write_bytes(buffer.getvalue())
     report = ckptaudit.audit_file(path)
-    assert not report.weights_only_compatible and not _torch_loads(path)
+    assert not report.weights_only_compatible and not torch_weights_only_loads(path)
     assert any(f.rule == "CKA205" for f in report.findings)
 
 
@@ -241,7 +194,7 @@ def test_a_torch_zip_named_safetensors_does_not_load(tmp_path: Path) -> None:
     path = _saved(tmp_path, {"a": 1}, "weights.safetensors")
     report = ckptaudit.audit_file(path)
     assert report.format == "torch-zip"
-    assert not report.weights_only_compatible and not _torch_loads(path)
+    assert not report.weights_only_compatible and not torch_weights_only_loads(path)
     assert any(f.rule == "CKA104" for f in report.findings)
 
 

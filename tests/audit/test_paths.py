@@ -6,8 +6,11 @@ import collections
 import pickle
 
 import oracle_types as ot
+import pytest
 
 import ckptaudit
+
+pytestmark = pytest.mark.torch
 
 
 def _paths(report: ckptaudit.FileReport, name: str) -> list[str]:

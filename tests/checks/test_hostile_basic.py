@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.lookalikes import named
 
 import ckptaudit
 from ckptaudit.findings import Severity, Status
@@ -58,7 +59,7 @@ def test_unknown_callable_invoked_is_dangerous() -> None:
 
 
 def test_enum_shaped_call_is_not_dangerous() -> None:
-    report = ckptaudit.audit_bytes(b"\x80\x02cmylib.states\nStage\nK\x02\x85R.")
+    report = ckptaudit.audit_bytes(named("enum-shaped-call").make())
     assert report.status is Status.INCOMPATIBLE
     (finding,) = [f for f in report.findings if f.rule == "CKA201"]
     assert finding.kind.value == "enum"
@@ -139,7 +140,13 @@ def test_a_literal_nested_pickle_is_scanned_too() -> None:
     import pickle
 
     inner = b"cposix\nsystem\n(S'id'\ntR."
-    outer = pickle.dumps(0, protocol=2)[:2] + b"c_pickle\nloads\nC" + bytes([len(inner)]) + inner + b"\x85R."
+    outer = (
+        pickle.dumps(0, protocol=2)[:2]
+        + b"c_pickle\nloads\nC"
+        + bytes([len(inner)])
+        + inner
+        + b"\x85R."
+    )
     report = ckptaudit.audit_bytes(outer)
     assert report.status is Status.DANGEROUS
     nested = [f for f in report.findings if f.member and f.member.startswith("nested pickle")]
@@ -149,8 +156,10 @@ def test_a_literal_nested_pickle_is_scanned_too() -> None:
 def test_a_callable_invoked_by_an_allowed_torch_function_is_judged() -> None:
     # _rebuild_from_type_v2(func, type, args, state) calls func(*args): torch allows the
     # outer function, but the file chooses what it calls.
-    stream = (b"\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n("
-              b"cobscure.pkg\nrun\nctorch\nTensor\nX\x02\x00\x00\x00id\x85}tR.")
+    stream = (
+        b"\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n("
+        b"cobscure.pkg\nrun\nctorch\nTensor\nX\x02\x00\x00\x00id\x85}tR."
+    )
     report = ckptaudit.audit_bytes(stream)
     assert report.status is Status.DANGEROUS
     assert any(f.rule == "CKA302" and f.global_name == "obscure.pkg.run" for f in report.findings)

@@ -10,14 +10,22 @@ from pathlib import Path
 
 import pytest
 
+# Each test starts the script in a new Python (most of them also build checkpoints with torch).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "checkpoint_audit.py"
 MORPH = "root['model_state_dict']['slots.mid._extra_state']"
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_help() -> None:
@@ -32,6 +40,7 @@ def test_missing_file_is_a_clear_error() -> None:
     assert "no such checkpoint file" in result.stderr
 
 
+@pytest.mark.torch
 def test_generate_morphogenetic_has_four_sections_and_every_path(tmp_path: Path) -> None:
     result = _run("--generate-morphogenetic", "--output-dir", str(tmp_path))
     assert result.returncode == 1, result.stderr
@@ -51,6 +60,7 @@ def test_generate_morphogenetic_has_four_sections_and_every_path(tmp_path: Path)
     assert "model_state_dict: OrderedDict[" in out
 
 
+@pytest.mark.torch
 def test_fixed_checkpoints_pass(tmp_path: Path) -> None:
     for flag in ("--generate-test", "--generate-morphogenetic"):
         result = _run(flag, "--fixed", "--output-dir", str(tmp_path))
@@ -59,6 +69,7 @@ def test_fixed_checkpoints_pass(tmp_path: Path) -> None:
         assert "=== 3. Compatibility issues (0) ===" in result.stdout
 
 
+@pytest.mark.torch
 def test_without_torch_section_one_gives_the_prediction(tmp_path: Path) -> None:
     result = _run("--generate-test", "--output-dir", str(tmp_path))
     path = tmp_path / "ppo-legacy.pt"
@@ -68,6 +79,7 @@ def test_without_torch_section_one_gives_the_prediction(tmp_path: Path) -> None:
     assert "Unsupported global: GLOBAL ckptaudit_demo.models.PPOConfig" in result.stdout
 
 
+@pytest.mark.torch
 def test_findings_document_regenerates_identically(tmp_path: Path) -> None:
     committed = ROOT / "docs" / "checkpoint-audit-results.md"
     if not committed.exists():
@@ -75,7 +87,10 @@ def test_findings_document_regenerates_identically(tmp_path: Path) -> None:
     out = tmp_path / "results.md"
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "make_findings_doc.py"), "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     assert result.returncode == 0, result.stderr

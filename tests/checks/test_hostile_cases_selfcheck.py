@@ -20,14 +20,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 # Snapshot taken before the catalogue is imported (pytest's own imports included).
 _PRELOADED: frozenset[str] = frozenset(sys.modules)
 
 import hostile_cases as hc  # noqa: E402
+from support.containers import SEVEN_Z_SIGNATURE, seven_z_number  # noqa: E402
 
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = Path(__file__).resolve().parents[1]
 SLUG = re.compile(r"^[a-z0-9_]+$")
 REFERENCE = re.compile(
     r"CVE-\d{4}-\d+|GHSA-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}|technique:|PR #\d+|issue #\d+"
@@ -234,7 +233,7 @@ def test_legacy_header_pickles_are_protocol_2() -> None:
 )
 def test_7z_headers_and_crcs(case: hc.HostileCase) -> None:
     data = case.data
-    assert data[:6] == hc.SEVEN_Z_SIGNATURE
+    assert data[:6] == SEVEN_Z_SIGNATURE
     (start_crc,) = struct.unpack_from("<I", data, 8)
     assert zlib.crc32(data[12:32]) == start_crc
     next_off, next_size, next_crc = struct.unpack_from("<QQI", data, 12)
@@ -246,10 +245,10 @@ def test_7z_headers_and_crcs(case: hc.HostileCase) -> None:
 
 
 def test_7z_number_encoding() -> None:
-    assert hc._7z_number(0x7F) == b"\x7f"
-    assert hc._7z_number(0x80) == b"\x80\x80"
-    assert hc._7z_number(0x3FFF) == b"\xbf\xff"
-    assert hc._7z_number(0x4000) == b"\xc0\x00\x40"
+    assert seven_z_number(0x7F) == b"\x7f"
+    assert seven_z_number(0x80) == b"\x80\x80"
+    assert seven_z_number(0x3FFF) == b"\xbf\xff"
+    assert seven_z_number(0x4000) == b"\xc0\x00\x40"
 
 
 # --- safety canary ----------------------------------------------------------

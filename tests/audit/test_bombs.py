@@ -16,6 +16,7 @@ import zipfile
 import zlib
 
 import pytest
+from support.containers import small_torch_zip, tar_of
 
 import ckptaudit
 from ckptaudit.findings import FileReport, Severity, Status
@@ -45,24 +46,6 @@ def rules(report: FileReport) -> set[str]:
     return {f.rule for f in report.findings}
 
 
-def torch_zip(data_pkl: bytes, *, deflate: bool = False, declared: int | None = None) -> bytes:
-    """A torch.save-shaped zip around data.pkl (optionally deflated, optionally lying)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        info = zipfile.ZipInfo("archive/data.pkl", (1980, 1, 1, 0, 0, 0))
-        info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
-        zf.writestr(info, data_pkl)
-        for name, body in (("archive/byteorder", b"little"), ("archive/version", b"3\n")):
-            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), body)
-    out = bytearray(buf.getvalue())
-    if declared is not None:
-        # Rewrite data.pkl's uncompressed size in the local header and the directory.
-        struct.pack_into("<I", out, 22, declared)
-        cd = out.find(b"PK\x01\x02")
-        struct.pack_into("<I", out, cd + 24, declared)
-    return bytes(out)
-
-
 # --------------------------------------------------------------------------------------------
 # Nesting
 
@@ -79,6 +62,7 @@ def million_marks() -> tuple[FileReport, int, int]:
     return report, peak, len(data)
 
 
+@pytest.mark.slow
 def test_a_million_marks() -> None:
     report, peak, size = million_marks()
     assert report.status is Status.ERROR  # STOP finds an empty stack
@@ -86,6 +70,7 @@ def test_a_million_marks() -> None:
     assert peak < 70 * size + 10 * MIB
 
 
+@pytest.mark.slow
 def test_a_million_marks_within_50x() -> None:
     _, peak, size = million_marks()
     assert peak < 50 * size + 10 * MIB
@@ -101,6 +86,7 @@ def deep_list(depth: int, leaf: bytes = b"") -> bytes:
     return bytes(out)
 
 
+@pytest.mark.slow
 def test_a_million_nested_lists_via_memo() -> None:
     # Without tracemalloc (which slows this 20x); memory is checked on the next test.
     report = ckptaudit.audit_bytes(deep_list(1_000_000))
@@ -108,6 +94,7 @@ def test_a_million_nested_lists_via_memo() -> None:
     assert report.stats.opcodes <= report.stats.pickle_bytes
 
 
+@pytest.mark.slow
 def test_nested_lists_memory_and_a_call_at_the_bottom() -> None:
     depth = 50_000
     call = b"\x8c\x05posix\x8c\x06system\x93\x8c\x02id\x85Ra"  # append posix.system('id')
@@ -173,7 +160,7 @@ def test_huge_declared_length_in_a_small_file(name: str, body: bytes) -> None:
 
 
 def test_huge_declared_length_inside_a_torch_zip() -> None:
-    report = audit_bounded(torch_zip(b"\x80\x02\x8d" + struct.pack("<Q", 2**63) + b"."))
+    report = audit_bounded(small_torch_zip(b"\x80\x02\x8d" + struct.pack("<Q", 2**63) + b"."))
     assert report.status is Status.ERROR
 
 
@@ -183,7 +170,7 @@ def test_huge_declared_length_inside_a_torch_zip() -> None:
 
 def test_zip_bomb_data_pkl_inflating_1000x() -> None:
     payload = b"\x80\x02B" + struct.pack("<I", 8 * MIB) + b"\x00" * (8 * MIB) + b"."
-    data = torch_zip(payload, deflate=True)
+    data = small_torch_zip(payload, deflate=True)
     assert len(payload) > 500 * len(data)
     report = audit_bounded(data)
     assert report.status is not Status.COMPATIBLE
@@ -194,13 +181,13 @@ def test_zip_bomb_data_pkl_inflating_1000x() -> None:
 def test_zip_bomb_with_a_lying_declared_size() -> None:
     """The directory says 100 bytes; the stream inflates to 8 MiB: stopped at 100."""
     payload = b"\x80\x02B" + struct.pack("<I", 8 * MIB) + b"\x00" * (8 * MIB) + b"."
-    report = audit_bounded(torch_zip(payload, deflate=True, declared=100))
+    report = audit_bounded(small_torch_zip(payload, deflate=True, declared=100))
     assert report.status is Status.ERROR
     assert "CKA402" in rules(report)
 
 
 def test_zip_bomb_in_an_extra_member() -> None:
-    buf = io.BytesIO(torch_zip(b"\x80\x02}q\x00."))
+    buf = io.BytesIO(small_torch_zip(b"\x80\x02}q\x00."))
     with zipfile.ZipFile(buf, "a") as zf:
         info = zipfile.ZipInfo("archive/extra.pkl", (1980, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED
@@ -212,7 +199,7 @@ def test_zip_bomb_in_an_extra_member() -> None:
 def test_ratio_bound_is_what_stops_a_bomb() -> None:
     """Truthful sizes under max_pickle_bytes: only max_inflate_ratio stands in the way."""
     payload = b"\x80\x02" + b"N" * (4 * MIB) + b"."
-    data = torch_zip(payload, deflate=True)
+    data = small_torch_zip(payload, deflate=True)
     compressed = len(zlib.compress(payload)) or 1
     assert len(payload) // compressed > ckptaudit.Limits().max_inflate_ratio
     report = audit_bounded(data)
@@ -248,25 +235,6 @@ def test_zip_declaring_millions_of_members(count: int) -> None:
         assert "CKA402" in rules(report)
 
 
-def tar_with(members: list[tuple[str, bytes, int | None]]) -> bytes:
-    """A tar whose member sizes can be rewritten (GNU base-256) to lie."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        for name, body, _ in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tf.addfile(info, io.BytesIO(body))
-    data = bytearray(buf.getvalue())
-    pos = 0
-    for _name, body, declared in members:
-        if declared is not None:
-            data[pos + 124 : pos + 136] = b"\x80" + declared.to_bytes(11, "big")
-            data[pos + 148 : pos + 156] = b" " * 8
-            data[pos + 148 : pos + 156] = (f"{sum(data[pos : pos + 512]):06o}\0 ").encode()
-        pos += 512 + (len(body) + 511) // 512 * 512
-    return bytes(data)
-
-
 PICKLE = b"\x80\x02}q\x00."
 EVIL = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00idq\x00\x85R."
 
@@ -274,12 +242,18 @@ EVIL = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00idq\x00\x85R."
 @pytest.mark.parametrize("member", ["sys_info", "pickle", "storages", "tensors", "other"])
 @pytest.mark.parametrize("declared", [3 << 30, 1 << 40, 1 << 80])
 def test_tar_with_a_huge_member_size(member: str, declared: int) -> None:
-    report = audit_bounded(tar_with([(member, PICKLE + b"\0" * 1024, declared)]))
+    report = audit_bounded(
+        tar_of([(member, PICKLE + b"\0" * 1024)], fmt=tarfile.GNU_FORMAT, declared_sizes=[declared])
+    )
     assert report.status is Status.ERROR  # a tar, or bytes no tool can read as one
 
 
 def test_tar_payload_behind_a_damaged_member_is_still_found() -> None:
-    data = tar_with([("sys_info", PICKLE, None), ("pickle", EVIL, None), ("zz", PICKLE, 3 << 30)])
+    data = tar_of(
+        [("sys_info", PICKLE), ("pickle", EVIL), ("zz", PICKLE)],
+        fmt=tarfile.GNU_FORMAT,
+        declared_sizes=[None, None, 3 << 30],
+    )
     report = audit_bounded(data)
     assert report.status is Status.DANGEROUS
 
@@ -287,15 +261,16 @@ def test_tar_payload_behind_a_damaged_member_is_still_found() -> None:
 def test_many_small_pickles_in_a_legacy_tar_storages_member() -> None:
     """storages declares 2**40 records; each is a tiny pickle: bounded by the bytes there."""
     body = b"\x80\x02\x8a\x05\x00\x00\x00\x00\x01." + PICKLE * 20_000
-    report = audit_bounded(tar_with([("storages", body, None)]))
+    report = audit_bounded(tar_of([("storages", body)], fmt=tarfile.GNU_FORMAT))
     assert report.status is not Status.COMPATIBLE
     assert report.stats.opcodes <= report.stats.pickle_bytes + 2
 
 
 # --------------------------------------------------------------------------------------------
-# Second round: a million one-byte objects (cde38f1)
+# A million one-byte objects (second red-team campaign, cde38f1)
 
 
+@pytest.mark.slow
 def test_a_million_empty_dicts_in_a_list() -> None:
     # Measured tracemalloc peaks per input byte (cde38f1): compiled core 120, pure-Python core
     # 281 (before cde38f1 the compiled core took 197). Bounds: 1.5x those. The pure core is
@@ -309,6 +284,7 @@ def test_a_million_empty_dicts_in_a_list() -> None:
     assert per_byte < bound, f"{per_byte:.0f} bytes of peak per input byte"
 
 
+@pytest.mark.slow
 def test_a_million_nones_in_a_list() -> None:
     # Measured: 24.5 bytes of peak per input byte in both cores (100 before cde38f1, when the
     # top-level summary materialised every entry of the root); bound 1.5x that.

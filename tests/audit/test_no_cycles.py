@@ -16,6 +16,9 @@ from hostile_cases import CASES
 
 import ckptaudit
 
+# Each test runs full collections, of a heap that holds torch once the suite has imported it.
+pytestmark = pytest.mark.slow
+
 
 def garbage_after(data: bytes, name: str) -> int:
     """Unreachable objects found by a collection right after one audit."""

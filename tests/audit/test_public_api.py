@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ckptaudit
 
 
@@ -13,11 +15,25 @@ def test_all_is_exact() -> None:
     # "@py_builtins" and "@pytest_ar": pytest rewrites the asserts of a plugin's distribution,
     # and ckptaudit is one (its pytest11 entry point); those names are no identifiers.
     public = {n for n in dir(ckptaudit) if not n.startswith(("_", "@"))}
-    submodules = {"audit", "checks", "errors", "findings", "formats", "pickle", "policy",
-                  "structure", "report", "runner", "cli", "torch_oracle", "discovery",
-                  "cluster",
-                  # loaded by pytest through the pytest11 entry point, and what it offers
-                  "pytest_plugin", "testing"}
+    submodules = {
+        "audit",
+        "checks",
+        "errors",
+        "findings",
+        "formats",
+        "pickle",
+        "policy",
+        "structure",
+        "report",
+        "runner",
+        "cli",
+        "torch_oracle",
+        "discovery",
+        "cluster",
+        # loaded by pytest through the pytest11 entry point, and what it offers
+        "pytest_plugin",
+        "testing",
+    }
     assert set(ckptaudit.__all__) == public - submodules | {"__version__"}
     for name in ckptaudit.__all__:
         assert getattr(ckptaudit, name) is not None
@@ -25,6 +41,7 @@ def test_all_is_exact() -> None:
     assert callable(ckptaudit.migrate) and callable(ckptaudit.load)
 
 
+@pytest.mark.torch  # the demo's models are torch modules
 def test_the_core_package_holds_no_demo() -> None:
     """The demo models and the plan's script live in ckptaudit_demo, not in the audit."""
     import ckptaudit_demo
@@ -35,9 +52,18 @@ def test_the_core_package_holds_no_demo() -> None:
 
 
 def test_errors_form_one_tree() -> None:
-    for name in ("UsageError", "PolicyError", "InputError", "UnknownFormatError",
-                 "ContainerError", "PickleError", "LimitExceeded", "MigrationError",
-                 "MigrationRefused", "VerificationFailed"):
+    for name in (
+        "UsageError",
+        "PolicyError",
+        "InputError",
+        "UnknownFormatError",
+        "ContainerError",
+        "PickleError",
+        "LimitExceeded",
+        "MigrationError",
+        "MigrationRefused",
+        "VerificationFailed",
+    ):
         assert issubclass(getattr(ckptaudit, name), ckptaudit.CkptAuditError)
 
 

@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hostile_cases import (
+from support.containers import torch_zip, zip_of
+from support.loaders import resolve_name, save, torch_loads
+from support.lookalikes import Lookalike, as_data, family, named
+from support.opcodes import (
     build,
     empty_dict,
     empty_tuple,
@@ -27,14 +30,14 @@ from hostile_cases import (
     reduce,
     ref,
     setitems,
-    torch_zip,
     wrap,
 )
-from test_oracle import _resolve, _save, _torch_loads
 
 import ckptaudit
 from ckptaudit.findings import Remedy, Severity, Status
 from ckptaudit.policy.dangerous import danger_reason
+
+pytestmark = pytest.mark.torch
 
 
 class ModelOutput(collections.OrderedDict):  # type: ignore[type-arg]
@@ -57,7 +60,7 @@ def _agree_with_torch_when_allowlisting(path: pathlib.Path, names: list[str]) ->
     """Allowlist ``names`` in ckptaudit and in torch; assert the verdicts agree."""
     policy = ckptaudit.load_policy().with_allowed(names)
     report = ckptaudit.audit_file(path, policy=policy)
-    loads, error = _torch_loads(path, [(_resolve(n), n) for n in names])
+    loads, error = torch_loads(path, [(resolve_name(n), n) for n in names])
     assert report.weights_only_compatible == loads, (names, error, report.findings)
     if not loads:
         assert report.predicted_error is not None and report.predicted_error in error
@@ -77,9 +80,9 @@ NUMPY_RANDOM: dict[str, Callable[[], Any]] = {
 
 @pytest.mark.parametrize("case", sorted(NUMPY_RANDOM))
 def test_numpy_random_objects_allowlist_matches_torch(tmp_path: pathlib.Path, case: str) -> None:
-    path = _save({"rs": NUMPY_RANDOM[case]()}, tmp_path / f"{case}.pt")
+    path = save({"rs": NUMPY_RANDOM[case]()}, tmp_path / f"{case}.pt")
     report = ckptaudit.audit_file(path)
-    loads, error = _torch_loads(path)
+    loads, error = torch_loads(path)
     assert report.weights_only_compatible == loads is False, error
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
     names = list(report.unsafe_globals)
@@ -90,12 +93,15 @@ def test_numpy_random_objects_allowlist_matches_torch(tmp_path: pathlib.Path, ca
 
 
 def test_random_state_lists_the_type_build_needs(tmp_path: pathlib.Path) -> None:
-    path = _save({"rs": np.random.RandomState(0)}, tmp_path / "rs.pt")
+    path = save({"rs": np.random.RandomState(0)}, tmp_path / "rs.pt")
     report = ckptaudit.audit_file(path)
     assert "numpy.random.mtrand.RandomState" in report.unsafe_globals
     build_types = {f.global_name for f in report.findings if f.opcode == "BUILD"}
     assert "numpy.random.mtrand.RandomState" in build_types
-    assert "numpy.random.mtrand.RandomState" not in torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    assert (
+        "numpy.random.mtrand.RandomState"
+        not in torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    )
 
 
 _CTOR = "numpy.random._pickle"
@@ -121,7 +127,9 @@ def test_numpy_factories_by_name_build_the_type_torch_reports(
     report = ckptaudit.audit_file(path)
     assert returns in report.unsafe_globals
     assert not _agree_with_torch_when_allowlisting(path, [f"{_CTOR}.{factory}"])
-    allowed = ckptaudit.audit_file(path, policy=ckptaudit.load_policy().with_allowed([f"{_CTOR}.{factory}"]))
+    allowed = ckptaudit.audit_file(
+        path, policy=ckptaudit.load_policy().with_allowed([f"{_CTOR}.{factory}"])
+    )
     assert allowed.predicted_error is not None and f"<class '{returns}'>" in allowed.predicted_error
 
 
@@ -141,9 +149,9 @@ TORCH_OPS: dict[str, Callable[[], Any]] = {
 def test_torch_operators_kept_as_values_are_not_dangerous(
     tmp_path: pathlib.Path, case: str
 ) -> None:
-    path = _save(TORCH_OPS[case](), tmp_path / f"{case}.pt")
+    path = save(TORCH_OPS[case](), tmp_path / f"{case}.pt")
     report = ckptaudit.audit_file(path)
-    loads, error = _torch_loads(path)
+    loads, error = torch_loads(path)
     assert report.weights_only_compatible == loads is False, error
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
     assert _agree_with_torch_when_allowlisting(path, list(report.unsafe_globals))
@@ -159,11 +167,13 @@ def _dotted(name: str) -> bytes:
 
 
 def _getattr(owner: str, attr: str) -> bytes:
-    return ref("builtins", "getattr", 4) + ref("torch._C", owner, 4) + lit(attr, 4) + b"\x86" + reduce()
-
-
-def _as_data(value: bytes) -> bytes:
-    return _p4(empty_dict() + lit("fn", 4) + value + b"s")
+    return (
+        ref("builtins", "getattr", 4)
+        + ref("torch._C", owner, 4)
+        + lit(attr, 4)
+        + b"\x86"
+        + reduce()
+    )
 
 
 def _called(func: bytes, *args: Any) -> bytes:
@@ -179,11 +189,11 @@ def _called(func: bytes, *args: Any) -> bytes:
         (_called(_getattr("_VariableFunctionsClass", "tanh"), 1.0), "CKA302"),
         (_called(_getattr("TensorBase", "add"), 1.0, 2.0), "CKA302"),
         (_called(ref("torch._C._nn", "gelu", 4), 1.0), "CKA302"),
-        (_as_data(_dotted("_VariableFunctionsClass.from_file")), "CKA301"),
-        (_as_data(_dotted("_VariableFunctions._from_blob")), "CKA301"),
-        (_as_data(_dotted("TensorBase.apply_")), "CKA301"),
-        (_as_data(_dotted("_VariableFunctionsClass.tanh.__self__")), "CKA301"),
-        (_as_data(ref("torch._C", "import_ir_module", 4)), "CKA301"),
+        (as_data(_dotted("_VariableFunctionsClass.from_file")), "CKA301"),
+        (as_data(_dotted("_VariableFunctions._from_blob")), "CKA301"),
+        (as_data(_dotted("TensorBase.apply_")), "CKA301"),
+        (as_data(_dotted("_VariableFunctionsClass.tanh.__self__")), "CKA301"),
+        (as_data(ref("torch._C", "import_ir_module", 4)), "CKA301"),
     ],
 )
 def test_calls_of_torch_operators_and_file_operators_stay_dangerous(
@@ -194,24 +204,30 @@ def test_calls_of_torch_operators_and_file_operators_stay_dangerous(
     assert culprit in {f.rule for f in report.findings if f.severity is Severity.DANGEROUS}
 
 
-@pytest.mark.parametrize(
-    "name", ["_VariableFunctionsClass.tanh", "_VariableFunctions.add", "TensorBase.sum",
-             "_TensorBase.mul", "_nn.gelu", "_VariableFunctionsClass"]
-)
-def test_torch_operators_by_dotted_name_as_data_are_not_dangerous(name: str) -> None:
-    report = ckptaudit.audit_bytes(_as_data(_dotted(name)))
+@pytest.mark.parametrize("lookalike", family("torch-operator-as-data"))
+def test_torch_operators_by_dotted_name_as_data_are_not_dangerous(lookalike: Lookalike) -> None:
+    report = ckptaudit.audit_bytes(lookalike.make())
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
 
 
 def test_file_operator_kept_as_value_is_dangerous(tmp_path: pathlib.Path) -> None:
-    path = _save({"fn": torch.from_file}, tmp_path / "from_file.pt")
+    path = save({"fn": torch.from_file}, tmp_path / "from_file.pt")
     assert ckptaudit.audit_file(path).status is Status.DANGEROUS
 
 
 def test_operators_named_for_files_or_code_stay_catalogued() -> None:
     words = ("file", "save", "load", "jit", "script", "blob", "pickle")
-    names = ["_VariableFunctionsClass", "_VariableFunctions", "TensorBase", "_nn", "_fft",
-             "_linalg", "_special", "_nested", "_sparse"]
+    names = [
+        "_VariableFunctionsClass",
+        "_VariableFunctions",
+        "TensorBase",
+        "_nn",
+        "_fft",
+        "_linalg",
+        "_special",
+        "_nested",
+        "_sparse",
+    ]
     found = []
     for owner in names:
         namespace = getattr(torch._C, owner)
@@ -237,9 +253,9 @@ MAPPINGS: dict[str, Callable[[], Any]] = {
 def test_ordered_dict_subclasses_are_incompatible_not_dangerous(
     tmp_path: pathlib.Path, case: str
 ) -> None:
-    path = _save(MAPPINGS[case](), tmp_path / f"{case}.pt")
+    path = save(MAPPINGS[case](), tmp_path / f"{case}.pt")
     report = ckptaudit.audit_file(path)
-    loads, error = _torch_loads(path)
+    loads, error = torch_loads(path)
     assert report.weights_only_compatible == loads is False, error
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
     # torch sets items only on dict, OrderedDict and Counter: allowlisting cannot work.
@@ -248,7 +264,9 @@ def test_ordered_dict_subclasses_are_incompatible_not_dangerous(
 
 
 def _then_setitems(call: bytes, *, state: bytes = b"") -> bytes:
-    return wrap(call + mark() + lit("a") + lit(1) + setitems() + (state + build() if state else b""))
+    return wrap(
+        call + mark() + lit("a") + lit(1) + setitems() + (state + build() if state else b"")
+    )
 
 
 @pytest.mark.parametrize(
@@ -259,7 +277,9 @@ def _then_setitems(call: bytes, *, state: bytes = b"") -> bytes:
         _then_setitems(global_("mylib.tools", "reset_all") + empty_tuple() + reduce()),
         # A class-like name, but called with arguments, or with a state that is not attributes.
         _then_setitems(global_("mylib.tools", "Runner") + lit(("id",)) + reduce()),
-        _then_setitems(global_("mylib.tools", "Runner") + empty_tuple() + reduce(), state=lit("id")),
+        _then_setitems(
+            global_("mylib.tools", "Runner") + empty_tuple() + reduce(), state=lit("id")
+        ),
         # No SETITEMS: a bare call of a class with no arguments.
         wrap(global_("mylib.tools", "Runner") + empty_tuple() + reduce()),
         # All capitals: a constant or a function, not a class.
@@ -275,11 +295,7 @@ def test_zero_argument_calls_that_are_not_mapping_subclasses_stay_dangerous(
 
 
 def test_mapping_subclass_with_attribute_state_is_not_dangerous() -> None:
-    stream = _then_setitems(
-        global_("mylib.outputs", "FrozenDict") + empty_tuple() + reduce(),
-        state=lit({"_frozen": True}),
-    )
-    report = ckptaudit.audit_bytes(stream)
+    report = ckptaudit.audit_bytes(named("mapping-subclass-with-attribute-state").make())
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
 
 
@@ -288,11 +304,11 @@ def test_mapping_subclass_with_attribute_state_is_not_dangerous() -> None:
 
 def test_bound_method_of_a_saved_object_is_not_dangerous(tmp_path: pathlib.Path) -> None:
     """LazyLinear keeps a bound method; Python pickles it as getattr(<the module>, 'name')."""
-    path = _save(torch.nn.LazyLinear(3), tmp_path / "lazy.pt")
+    path = save(torch.nn.LazyLinear(3), tmp_path / "lazy.pt")
     report = ckptaudit.audit_file(path)
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
     assert "builtins.getattr" in report.unsafe_globals
-    assert not _torch_loads(path, [])[0]
+    assert not torch_loads(path, [])[0]
 
 
 def test_bound_method_called_by_the_file_stays_dangerous() -> None:
@@ -304,49 +320,28 @@ def test_bound_method_called_by_the_file_stays_dangerous() -> None:
     assert "CKA302" in {f.rule for f in report.findings if f.severity is Severity.DANGEROUS}
 
 
-@pytest.mark.parametrize(
-    ("module", "name", "args"),
-    [
-        ("pyarrow.lib", "type_for_alias", ("large_string",)),
-        ("pyarrow.lib", "py_buffer", (b"ab",)),
-        ("pandas._libs.sparse", "IntIndex", (3, 1)),
-        ("mmengine.config.config", "ConfigDict", ()),
-    ],
-)
-def test_library_data_rebuilders_are_not_dangerous(
-    module: str, name: str, args: tuple[Any, ...]
-) -> None:
+@pytest.mark.parametrize("lookalike", family("library-data-rebuilder"))
+def test_library_data_rebuilders_are_not_dangerous(lookalike: Lookalike) -> None:
     """What pandas (with pyarrow), sparse Series and mmengine configs pickle through."""
-    report = ckptaudit.audit_bytes(_as_data(ref(module, name, 4) + lit(args, 4) + reduce()))
+    report = ckptaudit.audit_bytes(lookalike.make())
     assert report.status is Status.INCOMPATIBLE, _dangerous(report)
-    assert f"{module}.{name}" in report.unsafe_globals
-
-
-def _zip_of(members: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for name, body in members.items():
-            archive.writestr(name, body)
-    return buffer.getvalue()
+    assert lookalike.name in report.unsafe_globals
 
 
 def test_stable_baselines_layout_is_incompatible_and_its_torch_files_are_audited(
     tmp_path: pathlib.Path,
 ) -> None:
     """A Stable-Baselines3 model: a zip of a JSON `data` and torch.save files, no top folder."""
-    policy_path = _save({"w": torch.zeros(2)}, tmp_path / "policy.pth")
-    good = _zip_of({"data": b"{}", "policy.pth": policy_path.read_bytes()})
+    policy_path = save({"w": torch.zeros(2)}, tmp_path / "policy.pth")
+    good = zip_of({"data": b"{}", "policy.pth": policy_path.read_bytes()})
     path = tmp_path / "model.zip"
     path.write_bytes(good)
     report = ckptaudit.audit_file(path)
     assert report.status is Status.INCOMPATIBLE, report.findings
     assert "CKA103" in {f.rule for f in report.findings}
-    assert not _torch_loads(path, [])[0]
+    assert not torch_loads(path, [])[0]
     # The same layout with a payload in the inner torch file's data.pkl.
     hostile = torch_zip(_p4(ref("os", "system", 4) + lit(("true",), 4) + reduce()))
-    path.write_bytes(_zip_of({"data": b"{}", "policy.pth": hostile}))
+    path.write_bytes(zip_of({"data": b"{}", "policy.pth": hostile}))
     report = ckptaudit.audit_file(path)
     assert report.status is Status.DANGEROUS, report.findings

@@ -40,6 +40,8 @@ from ckptaudit_demo.models import (  # noqa: E402
     build_blend,
 )
 
+pytestmark = pytest.mark.torch
+
 WHICH = ["ppo", "morphogenetic"]
 PRIMITIVES = (str, int, float, bool, type(None))
 

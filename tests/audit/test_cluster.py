@@ -21,6 +21,8 @@ from ckptaudit.errors import UsageError
 from ckptaudit.findings import AuditStats, FileReport, Status
 from ckptaudit.runner import audit_paths
 
+pytestmark = [pytest.mark.torch, pytest.mark.slow]  # a Dask cluster starts for the module
+
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
