@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from ckptaudit._compat import assert_never
 from ckptaudit._version import __version__
 from ckptaudit.errors import CkptAuditError, UsageError
-from ckptaudit.findings import Status, TextEnum
+from ckptaudit.findings import FileReport, Severity, Status, TextEnum
 from ckptaudit.report import OutputFormat
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "FailOn", "main"]
@@ -28,22 +28,30 @@ EXIT_UNREADABLE = 3
 
 
 class FailOn(TextEnum):
-    """The verdict at or above which ``audit`` exits 1."""
+    """What makes ``audit`` exit 1 (``--fail-on``, comma-separated for several)."""
 
     INCOMPATIBLE = "incompatible"
+    """A file torch would refuse, or a dangerous one."""
+    UNTRUSTED = "untrusted"
+    """A file that would run code outside the known pool (CKA304), or a dangerous one."""
     DANGEROUS = "dangerous"
+    """A dangerous file."""
     NEVER = "never"
+    """Nothing: exit 0 whatever was found, unreadable files included."""
 
-    @property
-    def failing(self) -> frozenset[Status]:
-        """The statuses that make the run fail."""
+    def fails(self, report: FileReport) -> bool:
+        """Whether this report makes the run fail under this setting."""
         match self:
             case FailOn.INCOMPATIBLE:
-                return frozenset({Status.INCOMPATIBLE, Status.DANGEROUS})
+                return report.status in (Status.INCOMPATIBLE, Status.DANGEROUS)
+            case FailOn.UNTRUSTED:
+                return report.status is Status.DANGEROUS or any(
+                    f.severity is Severity.UNTRUSTED for f in report.findings
+                )
             case FailOn.DANGEROUS:
-                return frozenset({Status.DANGEROUS})
+                return report.status is Status.DANGEROUS
             case FailOn.NEVER:
-                return frozenset()
+                return False
             case _:
                 assert_never(self)
 
@@ -92,6 +100,14 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
         help="read globals to allow from a file, one module.name per line, # for comments",
     )
     p.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="PACKAGE",
+        help="a top-level package whose code you reviewed: not reported as untrusted code "
+        "(repeatable)",
+    )
+    p.add_argument(
         "--torch-version",
         metavar="VERSION",
         help="judge against this torch release's policy table (default: the newest shipped)",
@@ -130,10 +146,12 @@ def _build_parser() -> argparse.ArgumentParser:
     audit.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     audit.add_argument(
         "--fail-on",
-        type=_choice(FailOn),
-        choices=list(FailOn),
-        default=FailOn.INCOMPATIBLE,
-        help="exit 1 when a file is at or above this verdict (default: incompatible)",
+        type=_fail_on,
+        default=frozenset({FailOn.INCOMPATIBLE}),
+        metavar="{incompatible,untrusted,dangerous,never}",
+        help="exit 1 when a file is incompatible or dangerous (incompatible, the default), runs "
+        "untrusted code or is dangerous (untrusted), is dangerous (dangerous), or never; "
+        "comma-separate several",
     )
     audit.add_argument(
         "-j",
@@ -192,7 +210,11 @@ def _policy(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     for name in names:
         if "." not in name:
             raise UsageError(f"--allow takes module.name, got {name!r}")
-    return policy.with_allowed(names) if names else policy
+    policy = policy.with_allowed(names) if names else policy
+    for package in args.trust:
+        if not package.isidentifier():
+            raise UsageError(f"--trust takes a top-level package name, got {package!r}")
+    return policy.with_trusted(args.trust) if args.trust else policy
 
 
 def _emit(text: str, output: str | None, markup: bool) -> None:
@@ -223,11 +245,26 @@ def _core_notice() -> None:
         )
 
 
-def _exit_code(statuses: Iterable[Status], fail_on: FailOn) -> int:
-    seen = set(statuses)
-    if seen & fail_on.failing:
+def _fails(report: FileReport, fail_on: frozenset[FailOn]) -> bool:
+    return any(setting.fails(report) for setting in fail_on)
+
+
+def _fail_on(text: str) -> frozenset[FailOn]:
+    """``--fail-on``: one setting or several, comma-separated (``incompatible,untrusted``)."""
+    parse = _choice(FailOn)
+    return frozenset(parse(part.strip()) for part in text.split(",") if part.strip())
+
+
+def _exit_code(outcomes: Iterable[tuple[Status, bool]], fail_on: frozenset[FailOn]) -> int:
+    """The exit status from (status, whether the report fails the run) of every file."""
+    seen: set[Status] = set()
+    failed = False
+    for status, fails in outcomes:
+        seen.add(status)
+        failed = failed or fails
+    if failed:
         return EXIT_FAIL
-    if fail_on is not FailOn.NEVER and Status.ERROR in seen:
+    if fail_on != {FailOn.NEVER} and Status.ERROR in seen:
         return EXIT_UNREADABLE
     return EXIT_OK
 
@@ -254,7 +291,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError("no checkpoint files found under the given paths")
     markup = args.format is OutputFormat.TEXT and not args.output and sys.stdout.isatty()
     _emit(render(reports, args.format, policy, markup=markup), args.output, markup)
-    return _exit_code((r.status for r in reports), args.fail_on)
+    return _exit_code(((r.status, _fails(r, args.fail_on)) for r in reports), args.fail_on)
 
 
 def _stream_jsonl(args: argparse.Namespace, policy: Any, progress: bool) -> int:
@@ -265,12 +302,12 @@ def _stream_jsonl(args: argparse.Namespace, policy: Any, progress: bool) -> int:
     reports = iter_audit_paths(
         args.paths, policy=policy, jobs=args.jobs, progress=progress, dask=args.dask
     )
-    statuses: set[Status] = set()
+    outcomes: list[tuple[Status, bool]] = []
     tmp = f"{args.output}.tmp-{os.getpid()}" if args.output else None
     out = open(tmp, "w", encoding="utf-8") if tmp else sys.stdout  # noqa: SIM115
     try:
         for report in reports:
-            statuses.add(report.status)
+            outcomes.append((report.status, _fails(report, args.fail_on)))
             out.write(jsonl_line(report, policy))
             out.flush()
     finally:
@@ -278,9 +315,9 @@ def _stream_jsonl(args: argparse.Namespace, policy: Any, progress: bool) -> int:
             out.close()
     if tmp and args.output:
         os.replace(tmp, args.output)
-    if not statuses:
+    if not outcomes:
         raise UsageError("no checkpoint files found under the given paths")
-    return _exit_code(statuses, args.fail_on)
+    return _exit_code(outcomes, args.fail_on)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -39,6 +39,10 @@ class Severity(enum.IntEnum):
     """Worth knowing; changes no verdict."""
     INCOMPATIBLE = 20
     """torch.load(weights_only=True) would refuse the file because of it."""
+    UNTRUSTED = 25
+    """Loading the file imports and runs code outside the standard library and torch's
+    install closure (a user's module, a library): not known to be harmful, not known to be
+    safe. Changes no verdict; ``--fail-on untrusted`` selects it."""
     ERROR = 30
     """The file (or part of it) could not be analysed; no verdict can rest on it."""
     DANGEROUS = 40
@@ -97,6 +101,7 @@ class Category(TextEnum):
     DANGEROUS_GLOBAL = "dangerous-global"
     UNSAFE_CALL = "unsafe-call"
     HIDDEN_PAYLOAD = "hidden-payload"
+    UNTRUSTED_CODE = "untrusted-code"
     MALFORMED = "malformed"
     LIMIT_EXCEEDED = "limit-exceeded"
 
@@ -116,6 +121,8 @@ class Remedy(TextEnum):
     """Informational; nothing to do."""
     INSPECT = "inspect"
     """The file could not be fully analysed; look at it by hand."""
+    REVIEW = "review"
+    """Loading runs this code: trust (review) it, or store plain data instead."""
 
 
 class Kind(TextEnum):

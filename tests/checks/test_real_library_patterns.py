@@ -269,29 +269,36 @@ def _then_setitems(call: bytes, *, state: bytes = b"") -> bytes:
     )
 
 
-@pytest.mark.parametrize(
-    "stream",
-    [
-        # A function called with no arguments is not a mapping constructor.
-        _then_setitems(global_("uuid", "_ip_getnode") + empty_tuple() + reduce()),
-        _then_setitems(global_("mylib.tools", "reset_all") + empty_tuple() + reduce()),
-        # A class-like name, but called with arguments, or with a state that is not attributes.
-        _then_setitems(global_("mylib.tools", "Runner") + lit(("id",)) + reduce()),
-        _then_setitems(
-            global_("mylib.tools", "Runner") + empty_tuple() + reduce(), state=lit("id")
-        ),
-        # No SETITEMS: a bare call of a class with no arguments.
-        wrap(global_("mylib.tools", "Runner") + empty_tuple() + reduce()),
-        # All capitals: a constant or a function, not a class.
-        _then_setitems(global_("mylib.tools", "RUN") + empty_tuple() + reduce()),
-    ],
-)
-def test_zero_argument_calls_that_are_not_mapping_subclasses_stay_dangerous(
-    stream: bytes,
-) -> None:
-    report = ckptaudit.audit_bytes(stream)
-    assert report.status is Status.DANGEROUS, report.findings
-    assert "CKA302" in {f.rule for f in report.findings}
+_SHAPES = [
+    # A function called with no arguments, then filled like a mapping.
+    ("uuid", "_ip_getnode", lambda g: _then_setitems(g + empty_tuple() + reduce())),
+    # A class-like name called with arguments, or with a state that is not attributes.
+    ("{}", "Runner", lambda g: _then_setitems(g + lit(("id",)) + reduce())),
+    ("{}", "Runner", lambda g: _then_setitems(g + empty_tuple() + reduce(), state=lit("id"))),
+    # No SETITEMS: a bare call of a class with no arguments.
+    ("{}", "Runner", lambda g: wrap(g + empty_tuple() + reduce())),
+    # All capitals: a constant or a function, not a class.
+    ("{}", "RUN", lambda g: _then_setitems(g + empty_tuple() + reduce())),
+    # One literal argument to a CamelCase class: what used to pass as an Enum lookup.
+    ("{}", "Stage", lambda g: wrap(g + lit((2,)) + reduce())),
+]
+
+
+@pytest.mark.parametrize(("module", "name", "build"), _SHAPES)
+@pytest.mark.parametrize("pool", [True, False], ids=["known-pool", "user-module"])
+def test_no_shape_of_a_call_exempts_it(module: str, name: str, build: Any, pool: bool) -> None:
+    """The verdict depends on where the code lives, never on how the call looks: in the
+    standard library a call not tabled inert is dangerous (default-deny); in a user's module
+    it is untrusted code, whatever its shape (Enum lookup, mapping, no arguments)."""
+    where = module.format("mailcap" if pool else "mylib.tools") if "{}" in module else module
+    report = ckptaudit.audit_bytes(build(global_(where, name)))
+    rules = {f.rule for f in report.findings}
+    if where.startswith("mylib"):
+        assert report.status is Status.INCOMPATIBLE, report.findings
+        assert "CKA304" in rules and "CKA302" not in rules
+    else:
+        assert report.status is Status.DANGEROUS, report.findings
+        assert "CKA302" in rules
 
 
 def test_mapping_subclass_with_attribute_state_is_not_dangerous() -> None:

@@ -37,7 +37,8 @@ def test_codes_are_grouped_by_hundreds() -> None:
         family = r.code[3]
         assert family in _FAMILY
         if family == "3":
-            assert r.severity is Severity.DANGEROUS and r.cwe == 502
+            # Security findings: dangerous content, or code a full load would trust.
+            assert r.severity in (Severity.DANGEROUS, Severity.UNTRUSTED) and r.cwe == 502
         if family == "4":
             assert r.severity is Severity.ERROR
 

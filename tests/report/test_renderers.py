@@ -125,7 +125,9 @@ import re  # noqa: E402 - this section's own imports
 import shlex  # noqa: E402
 
 _INJECTED = "INJECTED-LINE"
-_EVIL_MODULE = f"legit\x1b[2J\x1b[H\x1b[32mOK\x1b[0m\n{_INJECTED}: compatible | `x` |\x1b]0;t\x07"
+_EVIL_MODULE = (
+    f"os.legit\x1b[2J\x1b[H\x1b[32mOK\x1b[0m\n{_INJECTED}: compatible | `x` |\x1b]0;t\x07"
+)
 _EVIL_NAME = "Thing\r\x1b[K\n| injected | row |"
 _EVIL_PATH = "dir/evil` | PASS | compatible | 0 |\n| `x\x1b[31m.pkl"
 
@@ -198,3 +200,20 @@ def test_markdown_verification_command_quotes_each_path(monkeypatch: pytest.Monk
     assert words[:2] == ["ckptaudit", "audit"] and len(words) == 4, words
     assert words[3] == shell_path
     assert words[2].startswith("dir/evil` | PASS") and words[2].endswith(".pkl"), words
+
+
+@pytest.mark.parametrize("fmt", list(OutputFormat))
+def test_every_severity_renders_in_every_format(fmt: OutputFormat) -> None:
+    """A new severity (or format) must be handled everywhere: no KeyError at render time."""
+    from dataclasses import replace
+
+    from ckptaudit.findings import Severity
+
+    base = CANONICAL.findings[0]
+    findings = tuple(replace(base, severity=s, message=f"m-{s.label}") for s in Severity)
+    text = render([replace(CANONICAL, findings=findings)], fmt, ckptaudit.load_policy())
+    for s in Severity:
+        if fmt is OutputFormat.GITHUB or (fmt is OutputFormat.MARKDOWN and s is Severity.INFO):
+            continue  # one annotation per file; the findings document leaves out notes
+        wanted = f"**{s.label}**" if fmt is OutputFormat.MARKDOWN else f"m-{s.label}"
+        assert wanted in text

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from ckptaudit.checks.callsites import Judgement, judge_name
 from ckptaudit.findings import Category, Finding, Kind, Remedy, Severity
 from ckptaudit.formats.interface import Container, PickleUnit
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.nodes import Call, Global
 from ckptaudit.pickle.vm import PickleResult
+from ckptaudit.policy.callables import Site
 from ckptaudit.policy.torch_policy import Policy
 
 __all__ = ["CheckContext", "FileFacts", "Group", "TorchStep", "UnitFacts", "Violation"]
@@ -93,6 +95,8 @@ class Group:
     count: int = 0
     offset: int | None = None
     opcode: str | None = None
+    names: set[str] = field(default_factory=set)
+    """Globals gathered under this finding's label (a package's names)."""
 
     def add(self, node: Any, offset: int | None) -> None:
         """Add an occurrence (an object, or None for an opcode use) and its offset."""
@@ -129,8 +133,7 @@ class CheckContext:
         """Globals that allowlisting cannot fix, with the reason."""
         self.unwise: dict[str, str] = {}
         """Dangerous globals used benignly here: allowlisting works but opens the door."""
-        self.trusted_callees: dict[str, bool] = {}
-        """Callee name -> whether calling it is shown harmless, whatever its arguments."""
+        self._judged: dict[tuple[str, str, Site], Judgement] = {}
         self.pickles_moot = False
         """torch refuses the file before reading any pickle (TorchScript): the pickles'
         incompatibilities change nothing, only what could harm another loader counts."""
@@ -175,6 +178,15 @@ class CheckContext:
         candidate = Violation(step, order, 0, message, member)
         if self.first_violation is None or candidate < self.first_violation:
             self.first_violation = candidate
+
+    def judge(self, qualified: str, module: str, site: Site) -> Judgement:
+        """The tier of running ``qualified`` at a kind of call site (cached per file: a
+        memoized global may be called millions of times)."""
+        key = (qualified, module, site)
+        found = self._judged.get(key)
+        if found is None:
+            found = self._judged[key] = judge_name(qualified, module, site, self.policy)
+        return found
 
     def add_finding(self, finding: Finding) -> None:
         """Record a finding that has no occurrence in the object tree."""

@@ -6,22 +6,18 @@ from typing import Any
 
 from ckptaudit.pickle.describe import brief
 from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
-from ckptaudit.policy.inert import INERT_CONSTRUCTORS
+from ckptaudit.policy.callables import INERT, Site
 
 __all__ = [
-    "BACKWARD_HOOKS_ARGUMENT",
     "BUILD_ALWAYS",
     "IMPLICIT_METHODS",
-    "INVOKES_ARGUMENT",
     "SETITEM_TYPES",
-    "STATE_ARGUMENT",
-    "brief",
+    "argument_at",
     "is_callable_value",
     "is_tensor_rebuild",
     "planted_hooks",
     "planted_methods",
     "runtime_type",
-    "tabled_argument",
     "torch_global_name",
     "type_repr",
 ]
@@ -143,13 +139,6 @@ _RETURNS: dict[str, Any] = {
 }
 
 
-# Allowed functions that call one of their arguments (index), with the arguments after it.
-INVOKES_ARGUMENT: dict[str, int] = {
-    "torch._tensor._rebuild_from_type_v2": 0,
-    "torch._tensor._rebuild_from_type": 0,
-}
-
-
 def is_tensor_rebuild(func: Global) -> bool:
     """True for torch's own tensor rebuild functions (``torch._utils._rebuild_*``)."""
     return func.module == "torch._utils" and func.name.startswith("_rebuild_")
@@ -169,6 +158,8 @@ def runtime_type(node: Any) -> str | None:
             found = _RETURNS[name]
             result = found(node) if callable(found) else found
             return str(result) if result is not None else None
+        if func.name.startswith("__pyx_unpickle_"):
+            return _first_arg_class(node)  # Cython's unpickler returns an instance of cls
         return name  # most reducers are classes: the object is an instance of the callee
     if t is PDict:
         return "builtins.dict"
@@ -228,23 +219,6 @@ IMPLICIT_METHODS = frozenset(
 on an object without a REDUCE, looked up on the instance: state that sets one of them
 to a callable makes the file call it."""
 
-BACKWARD_HOOKS_ARGUMENT: dict[str, int] = {
-    "torch._utils._rebuild_tensor_v2": 5,
-    "torch._utils._rebuild_tensor_v3": 5,
-    "torch._utils._rebuild_qtensor": 6,
-    "torch._utils._rebuild_parameter": 2,
-    "torch._utils._rebuild_parameter_with_state": 2,
-}
-"""Where torch's rebuild functions take ``backward_hooks``: torch.save always writes an empty
-OrderedDict there (hooks are not saved), and whatever is put there runs at ``.backward()``."""
-
-STATE_ARGUMENT: dict[str, int] = {
-    "torch._tensor._rebuild_from_type_v2": 3,
-    "torch._tensor._rebuild_from_type": 3,
-    "torch._utils._rebuild_parameter_with_state": 3,
-}
-"""Allowed torch rebuild functions that set an argument (a dict) as the result's attributes."""
-
 _CALLABLE_MAKERS = frozenset(
     {"builtins.getattr", "functools.partial", "_functools.partial", "functools.partialmethod"}
 )
@@ -260,7 +234,8 @@ def is_callable_value(value: Any) -> bool:
         func = value.func
         if not isinstance(func, Global) or func.qualified in _CALLABLE_MAKERS:
             return True
-        return not (func.qualified in INERT_CONSTRUCTORS or is_tensor_rebuild(func))
+        entry = INERT.get(func.qualified)
+        return not ((entry is not None and Site.CALL in entry.sites) or is_tensor_rebuild(func))
     return False
 
 
@@ -271,26 +246,24 @@ def planted_methods(call: Call) -> list[tuple[str, Any]]:
 
     Attributes are set by a BUILD state (a dict, a (dict, slot dict) pair, the dict of a
     partial's 4-tuple), NEWOBJ_EX keyword arguments, and the state argument of the torch
-    rebuild functions in :data:`STATE_ARGUMENT`.
+    rebuild functions (the callables table's ``state`` index).
     """
     state = call.state
-    func = call.func
-    rebuild = isinstance(func, Global) and func.qualified in STATE_ARGUMENT
-    if call.kwargs is None and not rebuild:
+    rebuild_state = argument_at(call, "state")
+    if call.kwargs is None and rebuild_state is None:
         # The common cases, on the path of every object: keep them cheap (C-level passes).
         if state is None:
             return []
         if type(state) is PDict:
             keys = state.flat[::2]
-            try:
-                if IMPLICIT_METHODS.isdisjoint(keys) and set(map(type, keys)) <= _STR_ONLY:
-                    return []
-            except TypeError:
-                pass  # an unhashable key (a list): only a hostile pickle has one
+            # Types first: hashing a key the file built (a 400,000-deep tuple) recurses on the
+            # C stack; only strings are hashed here.
+            if set(map(type, keys)) <= _STR_ONLY and IMPLICIT_METHODS.isdisjoint(keys):
+                return []
     parts = list(state) if type(state) is tuple else [state]
     parts.append(call.kwargs)
-    if rebuild:
-        parts.append(tabled_argument(call, STATE_ARGUMENT))
+    if rebuild_state is not None:
+        parts.append(rebuild_state)
     found: list[tuple[str, Any]] = []
     for part in parts:
         if type(part) is not PDict:
@@ -308,10 +281,12 @@ def planted_methods(call: Call) -> list[tuple[str, Any]]:
     return found
 
 
-def tabled_argument(call: Call, table: dict[str, int]) -> Any:
-    """The argument at the position ``table`` gives for the callee; None when there is none."""
+def argument_at(call: Call, field: str) -> Any:
+    """The argument at the index the callee's table entry gives for ``field`` (``hooks``,
+    ``state``, ``mapping``...); None when the entry names none or the call has fewer."""
     func = call.func
-    index = table.get(func.qualified) if isinstance(func, Global) else None
+    entry = INERT.get(func.qualified) if isinstance(func, Global) else None
+    index = getattr(entry, field) if entry is not None else None
     args = call.args
     if index is None or type(args) is not tuple or len(args) <= index:
         return None
@@ -320,7 +295,7 @@ def tabled_argument(call: Call, table: dict[str, int]) -> Any:
 
 def planted_hooks(call: Call) -> Any:
     """The backward hooks a tensor rebuild installs, when it installs any; else None."""
-    hooks = tabled_argument(call, BACKWARD_HOOKS_ARGUMENT)
+    hooks = argument_at(call, "hooks")
     if type(hooks) is PDict:
         return hooks if hooks.flat else None
     if isinstance(hooks, Call):

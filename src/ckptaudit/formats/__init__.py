@@ -52,8 +52,25 @@ def read_container(source: Source, limits: Limits) -> Container:
     if other is not None:
         _add_reading(container, other, source, limits)
     # Literal payloads handed to a loader (pickle.loads(b'...')) are pickles too.
-    container.units.extend(nested_units(container.units, limits))
+    container.units.extend(nested_units(container.units, limits, _nested_checkpoint))
     return container
+
+
+def _nested_checkpoint(payload: bytes, limits: Limits) -> list[PickleUnit]:
+    """The pickles of a checkpoint given as bytes inside another (``torch.load(BytesIO(b))``).
+
+    Read like a file, but its own nested payloads are left to the caller's next level, so
+    that nesting is walked level by level and never by recursion.
+    """
+    source = BytesSource(payload, "<nested checkpoint>")
+    head = source.read_at(0, _HEAD)
+    fmt = detect_format(source, head) if head else None
+    if fmt in (ContainerFormat.ZIP, ContainerFormat.TORCH_LEGACY):
+        try:
+            return _read(fmt, source, limits).units
+        except InputError:
+            pass  # not readable as a checkpoint: audited as the one pickle it may be
+    return [PickleUnit(None, run_pickle(payload))]
 
 
 def _read(fmt: ContainerFormat, source: Source, limits: Limits) -> Container:

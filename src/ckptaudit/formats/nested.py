@@ -8,6 +8,7 @@ would do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ckptaudit.formats.interface import PickleUnit
@@ -15,7 +16,7 @@ from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.nodes import Call, Global
 from ckptaudit.pickle.vm import run_pickle
 
-__all__ = ["NESTED_LOADERS", "nested_units"]
+__all__ = ["NESTED_LOADERS", "literal_bytes", "nested_units"]
 
 NESTED_LOADERS = frozenset(
     {
@@ -42,7 +43,7 @@ NESTED_LOADERS = frozenset(
 _WRAPPERS = frozenset({"io.BytesIO", "_io.BytesIO", "builtins.bytes", "builtins.bytearray"})
 
 
-def _literal_bytes(value: Any, depth: int = 0) -> bytes | None:
+def literal_bytes(value: Any, depth: int = 0) -> bytes | None:
     """The bytes a loader would read, when they are spelled out in the pickle."""
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
@@ -55,12 +56,27 @@ def _literal_bytes(value: Any, depth: int = 0) -> bytes | None:
         if isinstance(text, str) and encoding in ("latin1", "latin-1"):
             return text.encode("latin-1", "replace")
     if name in _WRAPPERS and args:
-        return _literal_bytes(args[0], depth + 1)
+        return literal_bytes(args[0], depth + 1)
     return None
 
 
-def nested_units(units: list[PickleUnit], limits: Limits) -> list[PickleUnit]:
-    """Pickle units for the literal payloads of nested loaders, to the configured depth."""
+_TORCH_LOADERS = frozenset(
+    {"torch.load", "torch.serialization.load", "torch.storage._load_from_bytes"}
+)
+"""Loaders that read a whole torch checkpoint (a zip or the legacy format), not one pickle."""
+
+ReadNested = Callable[[bytes, Limits], list[PickleUnit]]
+
+
+def nested_units(
+    units: list[PickleUnit], limits: Limits, read_checkpoint: ReadNested
+) -> list[PickleUnit]:
+    """Pickle units for the literal payloads of nested loaders, to the configured depth.
+
+    A payload of torch's own loaders is read as the checkpoint it is (``read_checkpoint``:
+    a skorch net pickles each tensor as ``torch.storage._load_from_bytes(<a torch file>)``);
+    any other payload is one pickle. Levels are walked one after another, never recursively.
+    """
     found: list[PickleUnit] = []
     frontier = list(units)
     for level in range(limits.max_nested_depth):
@@ -71,17 +87,25 @@ def nested_units(units: list[PickleUnit], limits: Limits) -> list[PickleUnit]:
                 if not isinstance(func, Global) or func.qualified not in NESTED_LOADERS:
                     continue
                 args = call.args if type(call.args) is tuple else ()
-                payload = _literal_bytes(args[0]) if args else None
+                payload = literal_bytes(args[0]) if args else None
                 if payload is None or len(found) >= limits.max_pickles:
                     continue
                 where = unit.member or "main pickle"
                 member = (
                     f"nested pickle passed to {func.qualified} at byte {call.offset} of {where}"
                 )
-                inner = PickleUnit(
-                    member, run_pickle(payload), torch_reads=False, order=90 + level, nested=True
-                )
-                found.append(inner)
-                next_frontier.append(inner)
+                if func.qualified in _TORCH_LOADERS:
+                    inner = [
+                        PickleUnit(f"{member}: {u.member}" if u.member else member, u.result)
+                        for u in read_checkpoint(payload, limits)
+                    ]
+                else:
+                    inner = [PickleUnit(member, run_pickle(payload))]
+                for piece in inner[: limits.max_pickles - len(found)]:
+                    nested = PickleUnit(
+                        piece.member, piece.result, torch_reads=False, order=90 + level, nested=True
+                    )
+                    found.append(nested)
+                    next_frontier.append(nested)
         frontier = next_frontier
     return found

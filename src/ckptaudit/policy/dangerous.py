@@ -121,6 +121,8 @@ DANGEROUS_MODULES: dict[str, str] = {
     "numpy.fromfile": "reads files",
     "numpy.tofile": "writes files",
     "pandas.read_pickle": "unpickles",
+    "pandas.eval": "evaluates expressions (numexpr or Python)",
+    "pandas.core.computation": "evaluates expressions (pandas.eval, DataFrame.query)",
     "pandas.io": "reads files, unpickles",
     "keras": "loads models that run code (Lambda layers)",
     "tensorflow": "loads graphs and runs ops with file and network access",

@@ -42,10 +42,17 @@ class Policy:
     """Globals for which torch raises a dedicated 'must be imported' error."""
     extra_allowed: frozenset[str] = frozenset()
     """Globals the user allowlisted (``--allow``)."""
+    trusted_packages: frozenset[str] = frozenset()
+    """Top-level packages the user reviewed and trusts (``--trust``): their code is not
+    reported as untrusted. Changes no verdict of torch's."""
 
     def with_allowed(self, names: list[str] | tuple[str, ...] | frozenset[str]) -> Policy:
         """Return a copy that also allows ``names`` (like add_safe_globals)."""
         return replace(self, extra_allowed=self.extra_allowed | frozenset(names))
+
+    def with_trusted(self, packages: list[str] | tuple[str, ...] | frozenset[str]) -> Policy:
+        """Return a copy that trusts the code of these top-level packages (``--trust``)."""
+        return replace(self, trusted_packages=self.trusted_packages | frozenset(packages))
 
     def is_blocked(self, module: str) -> bool:
         """True when torch refuses the module whatever the allowlist says."""

@@ -34,6 +34,8 @@ _LEVEL = {
     Severity.ERROR: "error",
     # torch.load(weights_only=True) raises on it: the default --fail-on fails the job on it.
     Severity.INCOMPATIBLE: "error",
+    # Code outside the known pool would run: worth a look, not a failure by default.
+    Severity.UNTRUSTED: "warning",
     Severity.INFO: "notice",
 }
 

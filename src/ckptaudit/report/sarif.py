@@ -21,6 +21,7 @@ def sarif_level(severity: Severity) -> str:
     return {
         Severity.DANGEROUS: "error",
         Severity.ERROR: "error",
+        Severity.UNTRUSTED: "warning",
         Severity.INCOMPATIBLE: "warning",
         Severity.INFO: "note",
     }[severity]

@@ -18,6 +18,7 @@ _STATUS_STYLE = {
 _SEVERITY_STYLE = {
     Severity.DANGEROUS: "red",
     Severity.ERROR: "magenta",
+    Severity.UNTRUSTED: "cyan",
     Severity.INCOMPATIBLE: "yellow",
     Severity.INFO: "dim",
 }

@@ -17,6 +17,7 @@ from ckptaudit.checks.rules import (
     operations,
     rebuild,
     unsafe_calls,
+    untrusted_code,
 )
 
 __all__ = ["RULE_MODULES"]
@@ -29,6 +30,7 @@ RULE_MODULES = (
     dangerous_globals,
     operations,
     unsafe_calls,
+    untrusted_code,
     rebuild,
     hidden_payload,
 )

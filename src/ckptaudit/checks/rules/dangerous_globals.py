@@ -4,9 +4,12 @@ A pickle can name any importable ``module.name``, and a full unpickler (``pickle
 ``torch.load(weights_only=False)``, ``numpy.load(allow_pickle=True)``) imports it and may call
 it: ``os.system``, ``builtins.eval``, ``subprocess.Popen``, ``runpy._run_code``. The catalog in
 :mod:`ckptaudit.policy.dangerous` lists such names, each with its reason. A catalogued global is
-reported whatever the allowlist says, except where the pickle uses it in a pattern shown to be
-benign by its arguments alone (a ``getattr`` of a class attribute, a typing union): then it is
-only noted that allowlisting it would open the door.
+reported whatever the allowlist says, with two exceptions. A name the callables table
+describes (an Enum such as ``signal.Signals``, an exception, a sentinel such as
+``inspect._empty``) is judged by what it is, not by its module's entry. And where the pickle
+uses a catalogued callable in a pattern shown to be benign by its arguments alone (a
+``getattr`` of a class attribute, a typing union), it is only noted that allowlisting it would
+open the door.
 
 - **CKA301 dangerous-global**: a catalogued global, with every place it is used. Do not load
   the file without ``weights_only`` and never allowlist the global.
@@ -19,6 +22,7 @@ from ckptaudit.checks.patterns import ABSORBING_CALLEES, absorbed_references, be
 from ckptaudit.checks.registry import Rule, UnitCheck
 from ckptaudit.findings import Category, Kind, Remedy, Severity
 from ckptaudit.pickle.nodes import Global
+from ckptaudit.policy.callables import INERT, value_class
 from ckptaudit.policy.dangerous import danger_reason
 
 __all__ = ["DANGEROUS_GLOBAL", "DangerousGlobals"]
@@ -52,7 +56,7 @@ class DangerousGlobals(UnitCheck):
             if g.dynamic:
                 continue  # a computed name: the unsafe-call rule reports it
             q = g.qualified
-            if q in policy.allowed:
+            if q in policy.allowed or _described(q):
                 continue
             reason = danger_reason(g.module, g.name)
             if reason is None:
@@ -90,3 +94,15 @@ class DangerousGlobals(UnitCheck):
             ):
                 absorbed.update(id(g) for g in absorbed_references(func.qualified, c))
         return absorbed
+
+
+def _described(qualified: str) -> bool:
+    """The callables table says what this name is (an Enum, an exception, a named tuple, or
+    a vetted entry): judged by what it is, not by its module's catalog entry. Entries whose
+    inertness depends on a pattern of arguments (getattr, copyreg._reconstructor) are not."""
+    entry = INERT.get(qualified)
+    if entry is not None:
+        return entry.pattern is None
+    kind = value_class(qualified)
+    # A plain class is inert only where NEWOBJ creates it; calling one runs its __init__.
+    return kind is not None and kind != "plain"

@@ -1,19 +1,32 @@
-"""Unsafe calls (CKA302): the file makes a loader call something not shown to be inert.
+"""Unsafe calls (CKA302): a call site that runs known-pool code not shown to be inert.
 
-A catalog of dangerous names leaks: every release of every library adds callables that run
-code, and gadgets chain harmless-looking ones. So beyond the catalog, every call a full
-unpickler would make is judged: a call (REDUCE, INST, OBJ, NEWOBJ_EX) of a callable that is
-neither allowed by torch nor a catalogued inert data constructor; a call of a computed
-callable (the result of another call); a global whose name is computed at load time; a
-callable planted in an object's state under a method name the unpickler or a constructor
-calls without REDUCE (``append``, ``__setstate__``, ``keys``...); a mapping argument that is a
-global (``dict(G)`` calls ``G.keys()``); backward hooks installed on a rebuilt tensor; a NEWOBJ
-that defines a class of the file's own; and BUILD, SETITEM or APPEND on a class, function or
-module, which rewrites it for the whole process.
+A catalog of dangerous names leaks: gadgets in the standard library, numpy and torch run code
+through ``__new__``, through lazy iterators a constructor later consumes, through finalizers
+and hashing. So every call site a full unpickler would run is judged against the callables
+table (:mod:`ckptaudit.policy.callables`), default-deny: in the standard library or torch's
+install closure, a site is inert only when the table says so, for that kind of site and with
+the arguments it declares. The call sites:
+
+- a call (REDUCE, INST, OBJ) and a ``__new__`` (NEWOBJ, NEWOBJ_EX) of a global, of an
+  attribute reached with ``getattr`` (``datetime.datetime.fromtimestamp``), of a bound method
+  of an object the file built, of a class a legacy whole-model save names in its persistent
+  ids; a call of anything else the file computed;
+- BUILD, SETITEM(S), APPEND(S) and ADDITEMS on an instance (its ``__setstate__``,
+  ``__setitem__``, ``append``...), and on a class, function or module itself, which rewrites
+  it for the whole process;
+- arguments a callable calls (``_rebuild_from_type_v2``) or keeps to call later (a
+  ``defaultdict``'s factory, run by ``__missing__``); a mapping argument that is a global
+  (``dict(G)`` calls ``G.keys()``); backward hooks installed on a rebuilt tensor; bytes that
+  ``torch.storage._load_from_bytes`` would load but that the file computes;
+- a callable planted in an object's state under a method name the unpickler or a constructor
+  calls without REDUCE (``append``, ``__setstate__``, ``keys``...); a global whose name is
+  computed at load time (STACK_GLOBAL of non-strings, EXT codes); a NEWOBJ that defines a class
+  of the file's own.
+
+Code outside the known pool is reported by CKA304 instead, and catalogued names by CKA301.
 
 - **CKA302 unsafe-call**: one finding per callable (or per technique), with every place it is
-  used. Do not load the file without ``weights_only`` unless you know the callable is
-  harmless; then store plain data instead.
+  used. Do not load the file without ``weights_only``.
 """
 
 from __future__ import annotations
@@ -21,33 +34,33 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
+from ckptaudit.checks.callsites import Judgement, Tier
 from ckptaudit.checks.context import CheckContext, UnitFacts
-from ckptaudit.checks.patterns import getattr_target
+from ckptaudit.checks.patterns import benign_pattern, getattr_target
 from ckptaudit.checks.registry import Rule, UnitCheck
-from ckptaudit.checks.shapes import is_enum_shape, is_mapping_subclass_shape
 from ckptaudit.checks.types import (
-    INVOKES_ARGUMENT,
-    STATE_ARGUMENT,
+    argument_at,
     is_tensor_rebuild,
     planted_hooks,
     planted_methods,
-    tabled_argument,
+    runtime_type,
 )
 from ckptaudit.findings import Category, Kind, Remedy, Severity
+from ckptaudit.formats.nested import literal_bytes
 from ckptaudit.pickle.describe import brief
-from ckptaudit.pickle.nodes import Call, Global, PDict
+from ckptaudit.pickle.nodes import Call, Global, PDict, PersId, PSet
+from ckptaudit.policy.callables import Site
 from ckptaudit.policy.dangerous import danger_reason
-from ckptaudit.policy.inert import INERT_CLASSMETHODS, is_inert_constructor
 
-__all__ = ["UNSAFE_CALL", "UnsafeCalls"]
+__all__ = ["UNSAFE_CALL", "UnsafeCalls", "legacy_module_class"]
 
 UNSAFE_CALL = Rule(
     code="CKA302",
     category=Category.UNSAFE_CALL,
     severity=Severity.DANGEROUS,
-    summary="The pickle invokes a callable that is not shown to be an inert data constructor.",
-    why="Known-dangerous lists leak; a call of an unknown or computed callable is how new "
-    "gadgets run code.",
+    summary="A call site runs standard-library or torch code not shown to be inert.",
+    why="Known-dangerous lists leak: gadgets run code through __new__, lazy iterators, "
+    "finalizers and hashing. Every call site in the known pool is judged, default-deny.",
     fix="Do not load the file with weights_only=False unless you know the callable.",
     doc=__doc__ or "",
     module=__name__,
@@ -55,20 +68,27 @@ UNSAFE_CALL = Rule(
     tags=("security",),
 )
 
-_MAPPING_ARGUMENT = {
-    "builtins.dict": 0,
-    "collections.OrderedDict": 0,
-    "collections.Counter": 0,
-    "collections.defaultdict": 1,
-    "copyreg._reconstructor": 2,
+_SITE_OF_EVENT = {
+    "BUILD": Site.BUILD,
+    "SETITEM": Site.SETITEM,
+    "SETITEMS": Site.SETITEM,
+    "APPEND": Site.APPEND,
+    "APPENDS": Site.APPEND,
+    "ADDITEMS": Site.APPEND,
 }
-"""Data constructors that read a mapping argument through its ``keys()``."""
+_GETATTR = "builtins.getattr"
+_PARTIAL = frozenset({"functools.partial", "_functools.partial"})
 
 
-def _keys_argument(c: Call) -> Global | None:
-    """The global passed where one of these constructors reads a mapping, if any."""
-    mapping = tabled_argument(c, _MAPPING_ARGUMENT)
-    return mapping if isinstance(mapping, Global) else None
+def legacy_module_class(pid: PersId) -> Any:
+    """The class in a legacy whole-model save's persistent id ('module', cls, file, source):
+    torch's legacy loader returns it, so the pickle uses it as that class."""
+    value = pid.pid
+    if type(value) is tuple and len(value) == 4:
+        kind = value[0]
+        if kind == "module" or kind == b"module":
+            return value[1]
+    return None
 
 
 def _makes_class(c: Call) -> bool:
@@ -83,22 +103,205 @@ def _makes_class(c: Call) -> bool:
     )
 
 
-def _is_getattr(call: Call) -> bool:
-    return isinstance(call.func, Global) and call.func.qualified == "builtins.getattr"
+def _split(type_name: str, node: Any) -> tuple[str, str]:
+    """(qualified, module) of a runtime type: the callee's own module when the type is it."""
+    if isinstance(node, Call) and isinstance(node.func, Global) and (
+        node.func.qualified == type_name
+    ):
+        return type_name, node.func.module
+    return type_name, type_name.rsplit(".", 1)[0]
 
 
 class UnsafeCalls(UnitCheck):
-    """Judge every call a full unpickler would make, and callables planted for later."""
+    """Judge every call site a full unpickler would run, default-deny in the known pool."""
 
     rules = (UNSAFE_CALL,)
 
     def check_unit(self, ctx: CheckContext, unit: UnitFacts) -> None:
-        """Record each call of something not shown to be an inert data constructor."""
+        """Record each call site whose code is in the known pool and not shown inert."""
         self._dynamic_globals(ctx, unit)
-        self._calls(ctx, unit)
+        for c in unit.result.calls:
+            self._call(ctx, unit, c)
+            if c.builds:
+                self._mutation(ctx, unit, Site.BUILD, "BUILD", c, c.build_offset or c.offset)
         for e in unit.result.events:
-            if isinstance(e.target, Global):
-                self._mutates_global(ctx, unit, e.op, e.target, e.offset)
+            self._mutation(ctx, unit, _SITE_OF_EVENT[e.op], e.op, e.target, e.offset)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _call(self, ctx: CheckContext, unit: UnitFacts, c: Call) -> None:
+        if c.state is not None or c.kwargs is not None or argument_at(c, "state") is not None:
+            self._planted(ctx, unit, c)
+        if planted_hooks(c) is not None:
+            self._deferred(ctx, unit, c, "backward hooks of a tensor, run at .backward()")
+        mapping = argument_at(c, "mapping")
+        if isinstance(mapping, Global):
+            self._keys_of_global(ctx, unit, c, mapping)
+        new = c.opcode in ("NEWOBJ", "NEWOBJ_EX")
+        func = c.func
+        if isinstance(func, PersId):
+            func = legacy_module_class(func) or func
+        if new and (_makes_class(c) or not isinstance(func, Global)):
+            self._unsafe_creation(ctx, unit, c)
+            return
+        self._judge_callee(ctx, unit, c, func, Site.NEW if new else Site.CALL)
+
+    def _judge_callee(
+        self,
+        ctx: CheckContext,
+        unit: UnitFacts,
+        c: Call,
+        func: Any,
+        site: Site,
+        reached_through: str | None = None,
+    ) -> None:
+        """Report a call of anything the tables do not show to be inert here."""
+        if isinstance(func, Global):
+            if func.dynamic:
+                return  # reported with the dynamic global
+            judgement = ctx.judge(func.qualified, func.module, site)
+            label = func.qualified
+        elif isinstance(func, Call):
+            named = self._computed_name(func)
+            if isinstance(named, Global):  # a partial: calling it calls what it binds
+                self._judge_callee(ctx, unit, c, named, Site.CALL, reached_through)
+                return
+            label = f"<result of {brief(func.func)}>"
+            if named is None:
+                why = f"the file calls a computed callable ({label})"
+                self._report(ctx, unit, c, label, why, reached_through)
+                return
+            qualified, module = named
+            judgement = ctx.judge(qualified, module, site)
+            if judgement.tier is Tier.CATALOGUED:
+                # The catalog flags the global; here a call runs what the file reached.
+                why = f"the file calls {qualified}: {judgement.reason}"
+                self._report(ctx, unit, c, label, why, reached_through)
+                return
+            label = qualified
+        else:
+            return  # calling a literal fails in any unpickler; torch's rule covers it
+        if judgement.tier is Tier.INERT:
+            self._arguments(ctx, unit, c, label, judgement)
+        elif judgement.tier is Tier.UNSAFE:
+            verb = "creates" if site is Site.NEW else "calls"
+            why = f"the file {verb} {label}: {judgement.reason}"
+            self._report(ctx, unit, c, label, why, reached_through)
+        # CATALOGUED: CKA301 reports the global; UNTRUSTED: CKA304 reports its package.
+
+    @staticmethod
+    def _computed_name(func: Call) -> tuple[str, str] | Global | None:
+        """What a computed callable is, where the pickle shows it: an attribute of a global
+        (``getattr(cls, 'name')``), a method of an object the file built, or a partial."""
+        callee = func.func
+        if not isinstance(callee, Global):
+            return None
+        if callee.qualified == _GETATTR:
+            target = getattr_target(func)
+            if target is not None:
+                owner = func.args[0]
+                assert isinstance(owner, Global)
+                return f"{target[0]}.{target[1]}", owner.module
+            args = func.args
+            if type(args) is tuple and len(args) == 2 and isinstance(args[1], str):
+                t = runtime_type(args[0]) if isinstance(args[0], Call) else None
+                if t is not None:
+                    qualified, module = _split(t, args[0])
+                    return f"{qualified}.{args[1]}", module
+            return None
+        if callee.qualified in _PARTIAL and type(func.args) is tuple and func.args:
+            bound = func.args[0]
+            return bound if isinstance(bound, Global) else None
+        return None
+
+    def _arguments(
+        self, ctx: CheckContext, unit: UnitFacts, c: Call, label: str, judgement: Judgement
+    ) -> None:
+        """The arguments an inert entry calls, keeps, or must see in a given shape."""
+        entry = judgement.entry
+        if entry is None:
+            return
+        if entry.pattern is not None and not benign_pattern(label, c):
+            module, _, name = label.rpartition(".")
+            if danger_reason(module, name) is None:  # catalogued ones are CKA301's
+                why = f"{label} with arguments outside its inert pattern ({entry.reason})"
+                self._report(ctx, unit, c, label, why, None)
+        args = c.args if type(c.args) is tuple else ()
+        if entry.creates is not None and len(args) > entry.creates:
+            cls = args[entry.creates]
+            if isinstance(cls, Global):
+                self._judge_callee(ctx, unit, c, cls, Site.NEW, reached_through=label)
+            elif not isinstance(cls, PersId):
+                self._unsafe_creation(ctx, unit, c)
+        if entry.invokes is not None and len(args) > entry.invokes:
+            inner = args[entry.invokes]
+            if not (isinstance(inner, Global) and is_tensor_rebuild(inner)):
+                inner_args = args[entry.invokes + 2] if len(args) > entry.invokes + 2 else ()
+                proxy = Call(inner, inner_args, None, "REDUCE", c.offset)
+                self._judge_callee(ctx, unit, proxy, inner, Site.CALL, reached_through=label)
+        if entry.deferred is not None and len(args) > entry.deferred:
+            factory = args[entry.deferred]
+            if factory is not None:
+                proxy = Call(factory, (), None, "REDUCE", c.offset)
+                self._judge_callee(
+                    ctx, unit, proxy, factory, Site.CALL, reached_through=f"{label}'s factory"
+                )
+        if entry.nested is not None:
+            payload = args[entry.nested] if len(args) > entry.nested else None
+            if literal_bytes(payload) is None:
+                why = (
+                    f"{label} loads bytes the file computes at load time ({brief(payload)}): "
+                    "they cannot be audited"
+                )
+                self._report(ctx, unit, c, label, why, None)
+
+    # -- mutations --------------------------------------------------------------------------
+
+    def _mutation(
+        self, ctx: CheckContext, unit: UnitFacts, site: Site, op: str, target: Any, offset: int
+    ) -> None:
+        if isinstance(target, Global):
+            self._mutates(ctx, unit, op, target.qualified, target, offset)
+            return
+        if (
+            isinstance(target, Call)
+            and isinstance(target.func, Global)
+            and target.func.qualified == _GETATTR
+        ):
+            # getattr(torch, 'nn') is the module itself, not an object the file built.
+            self._mutates(ctx, unit, op, brief(target), target, offset)
+            return
+        t = runtime_type(target)
+        if t == "builtins.type":
+            # type(x) and friends return a class: rewriting it is rewriting the class.
+            self._mutates(ctx, unit, op, brief(target), target, offset)
+            return
+        if t is None or t.startswith("builtins.") or type(target) in (list, PDict, PSet):
+            # An unknown type was judged where it was made; the builtins' methods are C code
+            # that only stores data (or refuses: BUILD on a dict fails in every unpickler).
+            return
+        qualified, module = _split(t, target)
+        judgement = ctx.judge(qualified, module, site)
+        if judgement.tier is Tier.UNSAFE:
+            why = f"{op} on a {qualified} runs its {site.value} code: {judgement.reason}"
+            _never_load(ctx, unit, (site.value, qualified), target, offset, why, qualified)
+
+    @staticmethod
+    def _mutates(
+        ctx: CheckContext, unit: UnitFacts, op: str, label: str, target: Any, offset: int
+    ) -> None:
+        """BUILD, SETITEM or APPEND on a class, function or module rather than on data.
+
+        That rewrites the object for the whole process (a class's methods, a module's
+        functions, a registry): pickle writes these opcodes only for objects it created.
+        """
+        message = (
+            f"{op} on {label} itself: the file rewrites a class, function or module for the "
+            "rest of the process (its methods may then run the file's callables)"
+        )
+        _never_load(ctx, unit, ("mutates", label), target, offset, message, label)
+
+    # -- techniques -------------------------------------------------------------------------
 
     def _dynamic_globals(self, ctx: CheckContext, unit: UnitFacts) -> None:
         calls_by_func = unit.calls_by_func
@@ -118,77 +321,17 @@ class UnsafeCalls(UnitCheck):
             for node in calls_by_func.get(id(g)) or (g,):
                 grp.add(node, g.offset)
 
-    def _calls(self, ctx: CheckContext, unit: UnitFacts) -> None:
-        for c in unit.result.calls:
-            func = c.func
-            if (
-                c.state is not None
-                or c.kwargs is not None
-                or (isinstance(func, Global) and func.qualified in STATE_ARGUMENT)
-            ):
-                self._planted(ctx, unit, c)
-            mapping = _keys_argument(c)
-            if mapping is not None:
-                self._keys_of_global(ctx, unit, c, mapping)
-            if planted_hooks(c) is not None:
-                self._deferred(ctx, unit, c, "backward hooks of a tensor, run at .backward()")
-            # INST and OBJ call what they name even without arguments (pickle's instantiate);
-            # only NEWOBJ creates without calling anything the file chose.
-            if c.opcode in ("NEWOBJ", "NEWOBJ_EX"):
-                if _makes_class(c) or not isinstance(func, Global):
-                    self._unsafe_creation(ctx, unit, c)
-                continue
-            self._judge_callee(ctx, unit, c, func)
-            # Allowed functions that call one of their arguments: judge that argument too.
-            index = INVOKES_ARGUMENT.get(func.qualified) if isinstance(func, Global) else None
-            if index is not None and type(c.args) is tuple and len(c.args) > index:
-                inner = c.args[index]
-                inner_args = c.args[index + 2] if len(c.args) > index + 2 else ()
-                proxy = Call(inner, inner_args, None, "REDUCE", c.offset)
-                if not isinstance(inner, Global) or not is_tensor_rebuild(inner):
-                    self._judge_callee(ctx, unit, proxy, inner, reached_through=func.qualified)
-
-    def _judge_callee(
-        self,
+    @staticmethod
+    def _report(
         ctx: CheckContext,
         unit: UnitFacts,
         c: Call,
-        func: Any,
-        reached_through: str | None = None,
+        label: str,
+        why: str,
+        reached_through: str | None,
     ) -> None:
-        """Report a call of anything not shown to be an inert data constructor."""
-        policy = ctx.policy
-        if isinstance(func, Global):
-            if func.dynamic:
-                return  # reported with the dynamic global
-            q = func.qualified
-            trusted = ctx.trusted_callees.get(q)
-            if trusted is None:
-                # Judged once per name: a memoized global may be called millions of times.
-                trusted = ctx.trusted_callees[q] = (
-                    q in policy.allowed
-                    or q in policy.extra_allowed
-                    or is_inert_constructor(q, func.module)
-                    or danger_reason(func.module, func.name) is not None
-                )
-            if trusted or (
-                reached_through is None
-                and (is_enum_shape(c, func) or is_mapping_subclass_shape(c, func))
-            ):
-                return
-            label = q
-            why = f"the file calls {q}(...), which is not shown to be an inert data constructor"
-        elif isinstance(func, Call):
-            target = getattr_target(func) if _is_getattr(func) else None
-            if target is not None and target in INERT_CLASSMETHODS:
-                return
-            inner = func.func.qualified if isinstance(func.func, Global) else "a computed value"
-            label = f"{target[0]}.{target[1]}" if target else f"<result of {inner}>"
-            why = f"the file calls a computed callable ({label})"
-        else:
-            return  # calling a literal fails in any unpickler; torch's rule covers it
         if reached_through:
-            why += f", through {reached_through}, which calls its argument"
+            why += f", reached through {reached_through}, which calls it"
         _never_load(
             ctx,
             unit,
@@ -261,22 +404,6 @@ class UnsafeCalls(UnitCheck):
                 brief(value),
                 hint="do not load this file: no saved object carries its own methods",
             )
-
-    @staticmethod
-    def _mutates_global(
-        ctx: CheckContext, unit: UnitFacts, op: str, target: Global, offset: int
-    ) -> None:
-        """BUILD, SETITEM or APPEND on a class, function or module rather than on data.
-
-        That rewrites the object for the whole process (a class's methods, a module's
-        functions, a registry): pickle writes these opcodes only for objects it created.
-        """
-        label = target.qualified
-        message = (
-            f"{op} on {label} itself: the file rewrites a class, function or module for the "
-            "rest of the process (its methods may then run the file's callables)"
-        )
-        _never_load(ctx, unit, ("mutates", label), target, offset, message, label)
 
 
 def _never_load(
