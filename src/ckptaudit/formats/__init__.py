@@ -17,6 +17,7 @@ from ckptaudit.formats.source import BytesSource, FileSource, Source
 from ckptaudit.formats.torchtar import read_torch_tar
 from ckptaudit.formats.torchzip import read_torch_zip
 from ckptaudit.formats.ziparchive import ZipArchive
+from ckptaudit.pickle.budget import Budget
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
 
@@ -39,10 +40,18 @@ _PROTO = re.compile(rb"\x80[\x02-\x05]")
 def read_container(source: Source, limits: Limits) -> Container:
     """Detect the format of a source and read every pickle in it.
 
+    Every pickle stream of the file, whoever runs it, draws on one budget made here (see
+    :mod:`ckptaudit.pickle.budget`).
+
     Raises:
         InputError: the bytes are in no format ckptaudit knows, or the container is damaged
             beyond reading.
     """
+    with Budget(limits, source.size).active():
+        return _read_all(source, limits)
+
+
+def _read_all(source: Source, limits: Limits) -> Container:
     head = source.read_at(0, _HEAD)
     if not head:
         raise UnknownFormatError("empty file")

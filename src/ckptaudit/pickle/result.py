@@ -58,3 +58,14 @@ class PickleResult:
     frame_end: int | None = None
     """Where the FRAME holding STOP ends, when bytes of it remain after STOP: CPython reads a
     whole frame at once, so a loader may start its next pickle there rather than at ``end``."""
+    crossings: list[tuple[int, int]] = field(default_factory=list)
+    """Reads that run past the end of a FRAME, as (where the read starts, where the frame
+    ends): a reader from a file skips from the first to the second (see
+    :mod:`ckptaudit.pickle.frames`)."""
+    readings: list[PickleResult] = field(default_factory=list)
+    """The other readings of the stream, by readers from a file that skip at crossings
+    (each with ``reading`` set); empty when every loader reads it the same way."""
+    reading: str | None = None
+    """For one of those readings: which skips it makes, in words."""
+    readings_cut: bool = False
+    """True when more readings exist than the limits let ckptaudit run."""
