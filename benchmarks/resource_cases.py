@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from loader_bytes_helpers import (  # noqa: E402
+from loader_bytes_helpers import (
     deep_tuple_key,
     many_nested_loads,
     repeated_proto,

@@ -196,3 +196,25 @@ def loader_reaches(loader: str, path: Path, marker: Path) -> bool:
     subprocess.run([sys.executable, "-c", script], env=env, timeout=300, check=False,
                    capture_output=True)
     return marker.exists()
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def frame_skip(payload: bytes, frame_pad: int = 0) -> bytes:
+    """A protocol-4 pickle that a reader from bytes loads as one string and a reader from a
+    file (holding the frame in a buffer) loads as ``payload`` (opcodes ending in STOP).
+
+    The frame ends inside a BINUNICODE: from bytes, its text runs on past the frame and a
+    STOP follows; from a file, the rest of the frame is dropped, the text is read from the
+    frame's end, and the payload follows it. ``frame_pad`` bytes of filler in the frame make
+    it big enough (8 KiB or more) that even a peeking file reads it whole.
+    """
+    inside = 3  # bytes of the text inside the frame
+    size = 16  # the text's declared length
+    filler = unicode_("f" * frame_pad) + b"0" if frame_pad else b""
+    body = filler + b"X" + struct.pack("<I", size) + b"abc"[:inside]
+    # From bytes the text takes size - inside bytes more, then this STOP; from a file it
+    # takes all of `after`, then the payload. 'z' is no opcode: what follows STOP ends there.
+    after = b"s" * (size - inside) + b"." + b"z" * (inside - 1)
+    return b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + after + payload

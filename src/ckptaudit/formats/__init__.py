@@ -11,9 +11,11 @@ from ckptaudit.formats.detect import detect_format, other_reading
 from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.legacy import read_legacy
 from ckptaudit.formats.nested import nested_units
+from ckptaudit.formats.npy import NPY_MAGIC, read_npy
 from ckptaudit.formats.plainpickle import read_plain_pickle
 from ckptaudit.formats.safetensors import read_safetensors
 from ckptaudit.formats.source import BytesSource, FileSource, Source
+from ckptaudit.formats.streams import add_reading_units
 from ckptaudit.formats.torchtar import read_torch_tar
 from ckptaudit.formats.torchzip import read_torch_zip
 from ckptaudit.formats.ziparchive import ZipArchive
@@ -47,8 +49,16 @@ def read_container(source: Source, limits: Limits) -> Container:
         InputError: the bytes are in no format ckptaudit knows, or the container is damaged
             beyond reading.
     """
-    with Budget(limits, source.size).active():
-        return _read_all(source, limits)
+    with Budget(limits, source.size).active() as budget:
+        container = _read_all(source, limits)
+        container.emulated_bytes = budget.bytes_emulated
+        container.emulated_opcodes = budget.opcodes
+        if budget.exhausted:
+            # Streams the budget stopped are dropped when they named nothing: say so here,
+            # so that a file whose rest went unaudited is never called compatible.
+            container.issues.append(ContainerIssue(Category.LIMIT_EXCEEDED, budget.describe()))
+            container.complete = False
+        return container
 
 
 def _read_all(source: Source, limits: Limits) -> Container:
@@ -60,8 +70,11 @@ def _read_all(source: Source, limits: Limits) -> Container:
     other = other_reading(source, head, fmt)
     if other is not None:
         _add_reading(container, other, source, limits)
+    add_reading_units(container, list(container.units))
     # Literal payloads handed to a loader (pickle.loads(b'...')) are pickles too.
-    container.units.extend(nested_units(container.units, limits))
+    nested = nested_units(container.units, limits)
+    container.units.extend(nested)
+    add_reading_units(container, nested)
     return container
 
 
@@ -108,6 +121,8 @@ def _add_reading(
 def _unknown(source: Source, head: bytes, limits: Limits) -> Container:
     """Not a format torch reads by its first bytes; but torch.load still unpickles whatever
     opcode the file starts with, and a zip hidden behind other bytes is still scanned."""
+    if head.startswith(NPY_MAGIC):
+        return read_npy(source, limits)
     first = run_pickle(source.read_at(0, min(source.size, _CARVE_WINDOW)))
     if first.complete or first.globals or first.calls:
         # A pickle that starts with a rarer opcode (FLOAT, NEWTRUE, FRAME...): torch.load
