@@ -34,7 +34,7 @@ CASES = {
     "directory-x64": lambda: same_member_directory(
         "payload", b"\x80\x02(" + b"}" * 300_000 + b"l.", 64
     ),
-    "streams-after-stop": lambda: streams_after_stop(10_001, 600),
+    "streams-after-stop": lambda: streams_after_stop(1 + 10_001, 600),
     "carve-proto": lambda: repeated_proto(12 << 20),
 }
 

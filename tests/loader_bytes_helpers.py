@@ -146,8 +146,8 @@ def many_nested_loads(payload_items: int, calls: int) -> bytes:
 
 def streams_after_stop(count: int, stream_size: int) -> bytes:
     """``count`` pickle streams of about ``stream_size`` bytes each, one after another."""
-    items = max(1, (stream_size - 4) // 3)
-    stream = b"\x80\x02]" + b"(" + b"K\x01" * items + b"e."
+    items = max(1, (stream_size - 6) // 2)
+    stream = b"\x80\x02](" + b"K\x01" * items + b"e."
     return stream * count
 
 
@@ -218,3 +218,27 @@ def frame_skip(payload: bytes, frame_pad: int = 0) -> bytes:
     # takes all of `after`, then the payload. 'z' is no opcode: what follows STOP ends there.
     after = b"s" * (size - inside) + b"." + b"z" * (inside - 1)
     return b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + after + payload
+
+
+def overlapping_members(payload: bytes, copies: int) -> bytes:
+    """A zip of ``copies`` members whose local headers differ but whose data is the same
+    bytes: each header's extra field runs over the headers after it, so that every member's
+    data starts at ``payload``. Each entry is distinct; the bytes they cover overlap."""
+    names = [f"m{i:04d}.pkl".encode() for i in range(copies)]
+    header = 30 + len(names[0])
+    crc = zlib.crc32(payload)
+    out = bytearray()
+    for i, name in enumerate(names):
+        extra = (copies - 1 - i) * header
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, len(payload),
+                           len(payload), len(name), extra) + name
+    out += payload
+    central = bytearray()
+    for i, name in enumerate(names):
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, crc,
+                               len(payload), len(payload), len(name), 0, 0, 0, 0, 0,
+                               i * header) + name
+    at = len(out)
+    out += central
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, copies, copies, len(central), at, 0)
+    return bytes(out)

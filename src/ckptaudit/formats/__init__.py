@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ckptaudit._compat import assert_never
-from ckptaudit.errors import InputError, UnknownFormatError
+from ckptaudit.errors import InputError, LimitExceeded, UnknownFormatError
 from ckptaudit.findings import Category, ContainerFormat
 from ckptaudit.formats.detect import detect_format, other_reading
 from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
@@ -19,7 +19,7 @@ from ckptaudit.formats.streams import add_reading_units
 from ckptaudit.formats.torchtar import read_torch_tar
 from ckptaudit.formats.torchzip import read_torch_zip
 from ckptaudit.formats.ziparchive import ZipArchive
-from ckptaudit.pickle.budget import Budget
+from ckptaudit.pickle.budget import Budget, current_budget
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
 
@@ -186,6 +186,9 @@ def _carve(source: Source, limits: Limits) -> Container | None:
                 PickleUnit(f"embedded pickle at byte {match.start()}", result, torch_reads=False)
             )
     if not container.units:
+        budget = current_budget()
+        if budget is not None and budget.exhausted:
+            raise LimitExceeded(f"{budget.describe()} while searching bytes of unknown format")
         return None
     container.issues.append(
         ContainerIssue(

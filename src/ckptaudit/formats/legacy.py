@@ -12,6 +12,7 @@ from ckptaudit.formats.detect import LEGACY_MAGIC
 from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.source import Source
 from ckptaudit.formats.streams import trailing_units
+from ckptaudit.pickle.budget import current_budget
 from ckptaudit.pickle.describe import brief
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import PickleResult, run_pickle
@@ -31,8 +32,10 @@ def read_pickle_sequence(source: Source, limits: Limits, count: int) -> list[Pic
     """
     window = min(source.size, 1 << 20)
     limit = min(source.size, limits.max_pickle_bytes)
+    budget = current_budget()
     while True:
         data = source.read_at(0, window)
+        spent = budget.mark() if budget is not None else None
         results: list[PickleResult] = []
         pos = 0
         truncated = False
@@ -45,6 +48,8 @@ def read_pickle_sequence(source: Source, limits: Limits, count: int) -> list[Pic
             pos = result.end
         if not truncated or window >= limit:
             return results
+        if budget is not None and spent is not None:
+            budget.refund(spent)  # these results are dropped: the window grows fourfold
         window = min(limit, window * 4)
 
 

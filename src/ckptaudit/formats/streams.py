@@ -12,6 +12,7 @@ import re
 
 from ckptaudit.findings import Category
 from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
+from ckptaudit.pickle.result import describe_skips
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 
 __all__ = [
@@ -52,7 +53,9 @@ def after_frame(
         for start in (reading.end, reading.frame_end):
             if start is not None and start not in followed and start < len(data):
                 followed.add(start)
-                trailing_units(container, data, start, f"{label} {reading.reading},", base)
+                trailing_units(
+                    container, data, start, f"{label} {describe_skips(reading.skips)},", base
+                )
 
 
 def add_reading_units(container: Container, units: list[PickleUnit]) -> None:
@@ -66,7 +69,7 @@ def add_reading_units(container: Container, units: list[PickleUnit]) -> None:
             if reading.globals or reading.calls:
                 container.units.append(
                     PickleUnit(
-                        f"{where} {reading.reading}",
+                        f"{where} {describe_skips(reading.skips)}",
                         reading,
                         torch_reads=False,
                         order=unit.order,

@@ -72,6 +72,17 @@ class Budget:
         self.opcodes += max(opcodes, 0)
         self.runs += 1
 
+    def mark(self) -> tuple[int, int, int]:
+        """What has been spent so far, for :meth:`refund`."""
+        return self.bytes_emulated, self.opcodes, self.runs
+
+    def refund(self, mark: tuple[int, int, int]) -> None:
+        """Give back what runs since ``mark`` spent, when their results are thrown away
+        and the same bytes are run again with more room (a reader that grows its window
+        until the pickles fit): their memory is freed, and the retries cost a fixed
+        fraction more time, whatever the file."""
+        self.bytes_emulated, self.opcodes, self.runs = mark
+
     def describe(self) -> str:
         """The budget in words, for limit findings."""
         return (

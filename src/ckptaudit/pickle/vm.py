@@ -180,8 +180,9 @@ def _other_readings(
 
     At each crossing a file reader either holds the frame in a buffer filled by ``read()``
     (it skips to the frame's end) or does not (it reads on, as from bytes): every
-    combination is a reading, explored depth first from the one that skips at every
-    crossing (a file without ``peek()``), until the limits or the budget stop it.
+    combination is a reading, explored depth first, skipping first, so that the reading
+    of a file without ``peek()`` (a skip at every crossing) comes among the first ones run,
+    until the limits or the budget stop it.
     """
     pending: list[tuple[tuple[int, int], ...]] = [(c,) for c in reversed(main.crossings)]
     while pending:
@@ -198,10 +199,7 @@ def _other_readings(
             at = frame_end
         segments.append((at, end))
         reading = _run(data, segments, budget, limits)
-        reading.reading = "as a file reader reads it: " + "; ".join(
-            f"the read at byte {read_at} skips to the frame's end at byte {frame_end}"
-            for read_at, frame_end in skips
-        )
+        reading.skips = skips
         main.readings.append(reading)
         last = skips[-1][1]
         later = [c for c in reading.crossings if c[0] >= last]
