@@ -211,3 +211,20 @@ def test_benign_zip_members_are_not_dangerous(tmp_path: Path) -> None:
     data = torch_zip_with({"extra/notes.txt": b"class Foo:\n    pass\n", "extra/b.pkl": BENIGN})
     _, report = audited(tmp_path, "model.pt", data)
     assert report.status is Status.COMPATIBLE, report.findings
+
+
+LEGACY_HEAD = (
+    b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b"."  # magic
+    + b"\x80\x02M\xe9\x03."  # protocol version 1001
+)
+
+
+def test_legacy_part_read_another_way_moves_the_next_part(tmp_path: Path) -> None:
+    """torch.load of a legacy file reads its parts one after another from the file: where a
+    file reader reads sys_info another way, the object pickle starts elsewhere for it."""
+    marker = tmp_path / "marker"
+    sys_info = frame_skip(b".", 9000)  # a string either way; it ends in two places
+    data = LEGACY_HEAD + sys_info + marker_call(marker) + b"\x80\x02]."
+    path, report = audited(tmp_path, "model.pt", data)
+    assert report.status is Status.DANGEROUS, report.findings
+    assert loader_reaches("torch", path, marker)

@@ -15,6 +15,7 @@ from ckptaudit.formats.streams import trailing_units
 from ckptaudit.pickle.budget import current_budget
 from ckptaudit.pickle.describe import brief
 from ckptaudit.pickle.limits import Limits
+from ckptaudit.pickle.result import describe_skips
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 from ckptaudit.structure import StorageRef
 
@@ -61,12 +62,21 @@ def frames_left(
     limits: Limits,
 ) -> None:
     """For each pickle whose STOP sits inside a FRAME, audit what follows the frame: a loader
-    that reads frames whole starts its next pickle there (see streams.after_frame)."""
+    that reads frames whole starts its next pickle there (see streams.after_frame). Where a
+    reader from a file reads a pickle another way (see ckptaudit.pickle.frames), its next
+    pickle starts where that reading ends: audited from there too."""
     for label, result in zip(labels, results, strict=False):
-        end = result.frame_end
-        if end is not None and end < source.size:
-            rest = source.read_at(end, min(source.size - end, limits.max_pickle_bytes))
-            trailing_units(container, rest, 0, f"{label} past its frame", base=end)
+        starts = {result.frame_end: f"{label} past its frame"}
+        for reading in result.readings:
+            if reading.complete:
+                read = f"{label} {describe_skips(reading.skips)},"
+                starts.setdefault(reading.end, read)
+                starts.setdefault(reading.frame_end, read)
+        starts.pop(result.end, None)
+        for start, where in starts.items():
+            if start is not None and start < source.size:
+                rest = source.read_at(start, min(source.size - start, limits.max_pickle_bytes))
+                trailing_units(container, rest, 0, where, base=start)
 
 
 def read_legacy(source: Source, limits: Limits) -> Container:
