@@ -151,7 +151,7 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         end = result.end if result.complete else len(data)
         _trailing(container, data, end, member or entry.name)
         after_frame(container, data, result, member or entry.name)
-    _storage_headers(archive, container, lookup)
+    sniffed = _storage_headers(archive, container, lookup)
     container.storage_records = {}
     for e in archive.entries:
         record = _record_name(e.name)[len(prefix) :].lower()
@@ -160,31 +160,45 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
     # The metadata records are read like any other member: numpy.load of the checkpoint
     # as an archive unpickles whatever member holds an object .npy, whatever its name.
     _scan_extra_pickles(
-        archive, container, {prefix + "data.pkl"}, limits, data_prefix=prefix + "data/"
+        archive,
+        container,
+        {prefix + "data.pkl"},
+        limits,
+        data_prefix=prefix + "data/",
+        sniffed=sniffed,
     )
     return container
 
 
 def _storage_headers(
     archive: ZipArchive, container: Container, lookup: Callable[[str], list[ZipEntry]]
-) -> None:
+) -> dict[int, bool]:
     """torch extracts every storage data.pkl names: a damaged local header fails the load.
 
-    Only the local headers are read (and, later, a storage's first bytes: see
-    _starts_like_payload), never the storages.
+    Only the local headers and each storage's first bytes are read (one read each), never
+    the storages. Returns, for each stored storage checked (by the offset of its local
+    header), whether its first bytes start like a payload (see _starts_like_payload), for
+    the scan of the members.
     """
     entries = {key: found[-1] for key in container.storages() if (found := lookup(f"data/{key}"))}
     # A remote source fetches all the headers in one concurrent batch, not a request each.
     prefetch = getattr(archive.source, "prefetch", None)
     if prefetch is not None and entries:
         prefetch([archive.head_span(e, _HEAD_BYTES) for e in entries.values()])
+    sniffed: dict[int, bool] = {}
+    failed = False
     for key, entry in entries.items():
-        problem = archive.local_header_problem(entry)
+        problem, first = archive.check_local(entry, _HEAD_BYTES)
         if problem is not None:
-            _torch_fails(
-                container, f"PytorchStreamReader failed reading file data/{key}: {problem}"
-            )
-            return
+            if not failed:  # torch stops at the first
+                _torch_fails(
+                    container, f"PytorchStreamReader failed reading file data/{key}: {problem}"
+                )
+            failed = True
+            continue
+        if first is not None:
+            sniffed[entry.header_offset] = _payload_head(first)
+    return sniffed
 
 
 def _read_small(archive: ZipArchive, entry: ZipEntry) -> bytes:
@@ -233,6 +247,7 @@ def _scan_extra_pickles(
     limits: Limits,
     data_prefix: str | None = None,
     depth: int = 0,
+    sniffed: dict[int, bool] | None = None,
 ) -> None:
     """Audit every other pickle in the zip: torch does not read them, other tools might.
 
@@ -242,7 +257,8 @@ def _scan_extra_pickles(
     judged by their bytes, metadata records included. Under ``data_prefix``, the storage
     records data.pkl references are raw tensor bytes that are never read whole: only their
     first bytes, and the record is audited when they start like a ``.npy`` or a pickle.
-    Directory entries for the same bytes are audited once.
+    Directory entries for the same bytes are audited once. ``sniffed`` holds what
+    _storage_headers already learnt of the storages' first bytes.
     """
     storages = (
         {(data_prefix + key).lower() for key in container.storages()}
@@ -259,11 +275,16 @@ def _scan_extra_pickles(
         hidden = id(entry) in beyond  # no name is "known" in a record torch never reads
         if not hidden and name in known:
             continue
-        if _identity(entry) in seen:
+        if storages and _storage_member(name, storages):
+            suspect = sniffed.get(entry.header_offset) if sniffed else None
+            if suspect is None:
+                suspect = _starts_like_payload(archive, entry)
+            if not suspect:
+                continue  # tensor bytes, never read
+        identity = _identity(entry)
+        if identity in seen:
             continue
-        seen.add(_identity(entry))
-        if _storage_member(name, storages) and not _starts_like_payload(archive, entry):
-            continue
+        seen.add(identity)
         is_pkl = name.lower().endswith((".pkl", ".pickle"))
         label = name if depth == 0 else f"{archive.source.name}!{name}"
         if hidden:
@@ -326,6 +347,10 @@ def _starts_like_payload(archive: ZipArchive, entry: ZipEntry) -> bool:
         head = archive.head(entry, _HEAD_BYTES)
     except InputError:
         return False
+    return _payload_head(head)
+
+
+def _payload_head(head: bytes) -> bool:
     return head.startswith(_NPY_MAGIC) or _looks_like_pickle(head)
 
 

@@ -232,17 +232,42 @@ class ZipArchive:
 
     def local_header_problem(self, entry: ZipEntry) -> str | None:
         """Why miniz would refuse to extract a member, judged from its header; else None."""
+        return self.check_local(entry, 0)[0]
+
+    def check_local(self, entry: ZipEntry, n: int) -> tuple[str | None, bytes | None]:
+        """:meth:`local_header_problem`, and for a stored member the first ``n`` bytes of
+        its data too, from one read (None when they were not in it, or it is compressed)."""
+        first = None
         try:
-            self.data_start(entry)
+            if entry.method == 0:
+                first = self._stored_head(entry, n)
+            if first is None:
+                self.data_start(entry)
         except ContainerError as exc:
-            return str(exc)
-        return "unsupported encryption" if entry.flags & 0x41 else None
+            return str(exc), None
+        return ("unsupported encryption" if entry.flags & 0x41 else None), first
 
     def head_span(self, entry: ZipEntry, n: int) -> tuple[int, int]:
         """The (offset, length) one read takes to get a stored member's local header and
         first ``n`` bytes, when its local extra field is no longer than torch's alignment
         padding: what a remote source prefetches for :meth:`head`."""
         return self.base + entry.header_offset, 30 + len(entry.name.encode()) + 96 + n
+
+    def _stored_head(self, entry: ZipEntry, n: int) -> bytes | None:
+        """A stored member's first ``n`` bytes read with its local header, checked as
+        :meth:`data_start` checks it; None when the one read did not hold them."""
+        at, span = self.head_span(entry, n)
+        block = self.source.read_at(at, span)
+        if len(block) < 30 or block[:4] != _LOCAL:
+            return None  # data_start says what is wrong
+        nlen, xlen = struct.unpack_from("<HH", block, 26)
+        begin = 30 + nlen + xlen
+        want = min(n, entry.compressed_size)
+        if begin + want > len(block):
+            return None
+        if at + begin + entry.compressed_size > self.source.size:
+            raise ContainerError(f"zip member {entry.name!r} is truncated")
+        return block[begin : begin + want]
 
     def head(self, entry: ZipEntry, n: int) -> bytes:
         """The first ``n`` bytes of a member (fewer if it is shorter), inflating no more
@@ -251,14 +276,10 @@ class ZipArchive:
         Raises:
             ContainerError: the local header is damaged or the member does not inflate.
         """
-        at, span = self.head_span(entry, n)
-        block = self.source.read_at(at, span)
-        if entry.method == 0 and len(block) >= 30 and block[:4] == _LOCAL:
-            nlen, xlen = struct.unpack_from("<HH", block, 26)
-            begin = 30 + nlen + xlen
-            if begin + min(n, entry.compressed_size) <= len(block):
-                self.data_start(entry)  # the checks of a damaged or truncated member
-                return block[begin : begin + min(n, entry.compressed_size)]
+        if entry.method == 0:
+            first = self._stored_head(entry, n)
+            if first is not None:
+                return first
         start = self.data_start(entry)
         if entry.method == 0:
             return self.source.read_at(start, min(n, entry.compressed_size))

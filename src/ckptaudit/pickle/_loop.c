@@ -325,14 +325,28 @@ extend_or_delegate(PyObject *dst, PyObject *helper, PyObject *m, PyObject *targe
     return r ? 0 : -1;
 }
 
-/* Call the Python helper nest_tuple(m, t, op_pos) for a new tuple that holds a tuple: it
- * notes the tuple's depth and raises LimitExceeded past the limit (handlers.nest_tuple). */
+/* Whether a tuple holds a tuple. */
+static int
+holds_tuple(PyObject *t)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(t);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyTuple_CheckExact(PyTuple_GET_ITEM(t, i)))
+            return 1;
+    return 0;
+}
+
+/* Note a new tuple's depth as handlers.nest_tuple does: a tuple whose tuples hold no tuples
+ * is 2 deep and needs no note (the commonest case: a tensor's rebuild arguments); any
+ * deeper one goes to the Python helper, which notes it and raises LimitExceeded past the
+ * limit (Limits keeps max_tuple_depth >= 2, so 2 is always allowed). */
 static int
 note_nesting(PyObject *m, PyObject *t, Py_ssize_t op_pos)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(t);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (PyTuple_CheckExact(PyTuple_GET_ITEM(t, i))) {
+        PyObject *item = PyTuple_GET_ITEM(t, i);
+        if (PyTuple_CheckExact(item) && holds_tuple(item)) {
             PyObject *r = PyObject_CallFunction(nest_tuple, "OOn", m, t, op_pos);
             Py_XDECREF(r);
             return r ? 0 : -1;

@@ -339,23 +339,28 @@ def nest_tuple(m: Machine, value: tuple[Any, ...], pos: int) -> None:
 
     Hashing a tuple recurses through the tuples in it on the C stack, in a loader and in
     any code that later hashes the value; the depth is known when the tuple is made, from
-    the depths noted for the tuples it holds (those that hold none are 1 deep).
+    the tuples it holds. Depths of 3 and more are noted (with the tuple, so that its id is
+    not reused); a tuple without a note is 2 deep if it holds a tuple, else 1. Most tuples
+    that hold tuples are 2 deep (a tensor's rebuild arguments hold its size and stride),
+    and the compiled loop settles those without calling here.
     """
     depths = m.tuple_depths
     deepest = 0
     for item in value:
         if type(item) is tuple:
             entry = depths.get(id(item))
-            depth = entry[1] if entry is not None and entry[0] is item else 1
+            if entry is not None and entry[0] is item:
+                depth = entry[1]
+            else:
+                depth = 2 if tuple in map(type, item) else 1
             if depth > deepest:
                 deepest = depth
-    if deepest:
-        if deepest >= m.max_tuple_depth:
-            raise LimitExceeded(
-                f"tuples nested more than {m.max_tuple_depth} deep (hashing one recurses "
-                "that deep)",
-                pos,
-            )
+    if deepest >= m.max_tuple_depth:
+        raise LimitExceeded(
+            f"tuples nested more than {m.max_tuple_depth} deep (hashing one recurses that deep)",
+            pos,
+        )
+    if deepest >= 2:
         depths[id(value)] = (value, deepest + 1)
 
 

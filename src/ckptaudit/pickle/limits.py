@@ -52,6 +52,8 @@ class Limits:
         for name in self.__dataclass_fields__:
             if getattr(self, name) < 0:
                 raise ValueError(f"limit {name} must not be negative")
+        if self.max_tuple_depth < 2:
+            raise ValueError("limit max_tuple_depth must be at least 2 (a tuple of tuples)")
 
 
 DEFAULT_LIMITS = Limits()
