@@ -21,10 +21,10 @@ does depends on where it reads from:
 So a read that starts inside a frame and runs past its end (a *crossing*) is where loaders
 part ways, and which way depends, frame by frame, on the file object's buffering. The
 emulator follows the contiguous reading and notes every crossing (:func:`enter_frame`,
-:func:`passed_buffer`); :func:`other_readings` then runs every combination of skips a file
-reader can make, each as the byte sequence that reader consumes: the input spliced at the
-crossing read to the frame's end. The number of readings is capped by the file's limits,
-and each one draws on the file's budget.
+:func:`passed_buffer`); :func:`ckptaudit.pickle.vm.run_pickle` then runs every combination
+of skips a file reader can make, each as the byte sequence that reader consumes: the input
+spliced at the crossing read to the frame's end (``Machine.resets`` marks the splices). The
+number of readings is capped by the file's limits, and each one draws on the file's budget.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def crossing_read(data: bytes | memoryview, op_pos: int, buf_end: int, end: int)
 def passed_buffer(m: Machine, op_pos: int, pos: int) -> None:
     """The opcode at ``op_pos`` read up to ``pos``, at or past the end of the frame buffer:
     note a crossing if one of its reads ran past it, and let the buffer go (the contiguous
-    reading goes on; :func:`other_readings` follows the file reader that skips)."""
+    reading goes on; the other readings follow the file reader that skips)."""
     buf_end = m.buf_end
     m.buf_end = -1
     if pos > buf_end >= 0:
