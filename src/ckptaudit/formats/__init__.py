@@ -5,18 +5,21 @@ from __future__ import annotations
 import re
 
 from ckptaudit._compat import assert_never
-from ckptaudit.errors import InputError, UnknownFormatError
+from ckptaudit.errors import InputError, LimitExceeded, UnknownFormatError
 from ckptaudit.findings import Category, ContainerFormat
 from ckptaudit.formats.detect import detect_format, other_reading
 from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.legacy import read_legacy
 from ckptaudit.formats.nested import nested_units
+from ckptaudit.formats.npy import NPY_MAGIC, read_npy
 from ckptaudit.formats.plainpickle import read_plain_pickle
 from ckptaudit.formats.safetensors import read_safetensors
 from ckptaudit.formats.source import BytesSource, FileSource, Source
+from ckptaudit.formats.streams import add_reading_units
 from ckptaudit.formats.torchtar import read_torch_tar
 from ckptaudit.formats.torchzip import read_torch_zip
 from ckptaudit.formats.ziparchive import ZipArchive
+from ckptaudit.pickle.budget import Budget, current_budget
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
 
@@ -39,10 +42,26 @@ _PROTO = re.compile(rb"\x80[\x02-\x05]")
 def read_container(source: Source, limits: Limits) -> Container:
     """Detect the format of a source and read every pickle in it.
 
+    Every pickle stream of the file, whoever runs it, draws on one budget made here (see
+    :mod:`ckptaudit.pickle.budget`).
+
     Raises:
         InputError: the bytes are in no format ckptaudit knows, or the container is damaged
             beyond reading.
     """
+    with Budget(limits, source.size).active() as budget:
+        container = _read_all(source, limits)
+        container.emulated_bytes = budget.bytes_emulated
+        container.emulated_opcodes = budget.opcodes
+        if budget.exhausted:
+            # Streams the budget stopped are dropped when they named nothing: say so here,
+            # so that a file whose rest went unaudited is never called compatible.
+            container.issues.append(ContainerIssue(Category.LIMIT_EXCEEDED, budget.describe()))
+            container.complete = False
+        return container
+
+
+def _read_all(source: Source, limits: Limits) -> Container:
     head = source.read_at(0, _HEAD)
     if not head:
         raise UnknownFormatError("empty file")
@@ -51,8 +70,11 @@ def read_container(source: Source, limits: Limits) -> Container:
     other = other_reading(source, head, fmt)
     if other is not None:
         _add_reading(container, other, source, limits)
+    add_reading_units(container, list(container.units))
     # Literal payloads handed to a loader (pickle.loads(b'...')) are pickles too.
-    container.units.extend(nested_units(container.units, limits, _nested_checkpoint))
+    nested = nested_units(container.units, limits, _nested_checkpoint)
+    container.units.extend(nested)
+    add_reading_units(container, nested)
     return container
 
 
@@ -116,6 +138,8 @@ def _add_reading(
 def _unknown(source: Source, head: bytes, limits: Limits) -> Container:
     """Not a format torch reads by its first bytes; but torch.load still unpickles whatever
     opcode the file starts with, and a zip hidden behind other bytes is still scanned."""
+    if head.startswith(NPY_MAGIC):
+        return read_npy(source, limits)
     first = run_pickle(source.read_at(0, min(source.size, _CARVE_WINDOW)))
     if first.complete or first.globals or first.calls:
         # A pickle that starts with a rarer opcode (FLOAT, NEWTRUE, FRAME...): torch.load
@@ -179,6 +203,9 @@ def _carve(source: Source, limits: Limits) -> Container | None:
                 PickleUnit(f"embedded pickle at byte {match.start()}", result, torch_reads=False)
             )
     if not container.units:
+        budget = current_budget()
+        if budget is not None and budget.exhausted:
+            raise LimitExceeded(f"{budget.describe()} while searching bytes of unknown format")
         return None
     container.issues.append(
         ContainerIssue(

@@ -64,6 +64,10 @@ class Container:
     """False when part of the container could not be read."""
     error: str | None = None
     """Why the container could not be read in full."""
+    emulated_bytes: int = 0
+    """Bytes the emulator ran for the whole file, every stream and reading counted."""
+    emulated_opcodes: int = 0
+    """Opcodes the emulator executed for the whole file."""
     _storages: dict[str, StorageRef] | None = field(default=None, repr=False)
     _rebuilds: list[Call] | None = field(default=None, repr=False)
 

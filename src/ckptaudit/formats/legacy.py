@@ -12,8 +12,10 @@ from ckptaudit.formats.detect import LEGACY_MAGIC
 from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.source import Source
 from ckptaudit.formats.streams import trailing_units
+from ckptaudit.pickle.budget import current_budget
 from ckptaudit.pickle.describe import brief
 from ckptaudit.pickle.limits import Limits
+from ckptaudit.pickle.result import describe_skips
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 from ckptaudit.structure import StorageRef
 
@@ -31,8 +33,10 @@ def read_pickle_sequence(source: Source, limits: Limits, count: int) -> list[Pic
     """
     window = min(source.size, 1 << 20)
     limit = min(source.size, limits.max_pickle_bytes)
+    budget = current_budget()
     while True:
         data = source.read_at(0, window)
+        spent = budget.mark() if budget is not None else None
         results: list[PickleResult] = []
         pos = 0
         truncated = False
@@ -45,6 +49,8 @@ def read_pickle_sequence(source: Source, limits: Limits, count: int) -> list[Pic
             pos = result.end
         if not truncated or window >= limit:
             return results
+        if budget is not None and spent is not None:
+            budget.refund(spent)  # these results are dropped: the window grows fourfold
         window = min(limit, window * 4)
 
 
@@ -56,12 +62,21 @@ def frames_left(
     limits: Limits,
 ) -> None:
     """For each pickle whose STOP sits inside a FRAME, audit what follows the frame: a loader
-    that reads frames whole starts its next pickle there (see streams.after_frame)."""
+    that reads frames whole starts its next pickle there (see streams.after_frame). Where a
+    reader from a file reads a pickle another way (see ckptaudit.pickle.frames), its next
+    pickle starts where that reading ends: audited from there too."""
     for label, result in zip(labels, results, strict=False):
-        end = result.frame_end
-        if end is not None and end < source.size:
-            rest = source.read_at(end, min(source.size - end, limits.max_pickle_bytes))
-            trailing_units(container, rest, 0, f"{label} past its frame", base=end)
+        starts = {result.frame_end: f"{label} past its frame"}
+        for reading in result.readings:
+            if reading.complete:
+                read = f"{label} {describe_skips(reading.skips)},"
+                starts.setdefault(reading.end, read)
+                starts.setdefault(reading.frame_end, read)
+        starts.pop(result.end, None)
+        for start, where in starts.items():
+            if start is not None and start < source.size:
+                rest = source.read_at(start, min(source.size - start, limits.max_pickle_bytes))
+                trailing_units(container, rest, 0, where, base=start)
 
 
 def read_legacy(source: Source, limits: Limits) -> Container:

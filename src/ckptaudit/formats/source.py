@@ -106,8 +106,10 @@ class SliceSource:
 
     def __init__(self, parent: Source, start: int, size: int, name: str) -> None:
         self.name = name
-        self._parent = parent
-        self._start = start
+        self.parent = parent
+        """The source the window is in."""
+        self.start = start
+        """Where the window starts in it."""
         self.size = max(0, min(size, parent.size - start))
         self.bytes_read = 0
         """Unused: the parent counts every byte read through the window."""
@@ -116,7 +118,7 @@ class SliceSource:
         """Read up to n bytes at offset within the window."""
         if n <= 0 or offset >= self.size:
             return b""
-        return self._parent.read_at(self._start + offset, min(n, self.size - offset))
+        return self.parent.read_at(self.start + offset, min(n, self.size - offset))
 
     def close(self) -> None:
         """Nothing to release: the parent owns the file."""

@@ -12,9 +12,17 @@ import re
 
 from ckptaudit.findings import Category
 from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
+from ckptaudit.pickle.result import describe_skips
 from ckptaudit.pickle.vm import PickleResult, run_pickle
 
-__all__ = ["after_frame", "looks_like_payload", "npy_body_offset", "trailing_units"]
+__all__ = [
+    "add_reading_units",
+    "after_frame",
+    "content_end",
+    "looks_like_payload",
+    "npy_body_offset",
+    "trailing_units",
+]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
@@ -28,14 +36,70 @@ that a file of two-byte pickles (``N.`` x a million) costs milliseconds."""
 def after_frame(
     container: Container, data: bytes, result: PickleResult, label: str, base: int = 0
 ) -> None:
-    """Audit the streams a loader reads after a STOP that sits inside a FRAME.
+    """Audit the streams a loader reads after a STOP that sits inside a FRAME, and after
+    the other readings of the stream (see :mod:`ckptaudit.pickle.frames`).
 
     CPython's unpickler reads a frame whole (from a file without ``peek`` or for a large
     frame), so its next ``load`` starts where the frame ends, not after STOP: the bytes in
-    between are never seen by it, and what follows the frame is.
+    between are never seen by it, and what follows the frame is. A reader that skipped to
+    a frame's end ends its stream elsewhere, and its next ``load`` starts there.
     """
+    followed = {result.end, result.frame_end}
     if result.frame_end is not None and result.frame_end < len(data):
         trailing_units(container, data, result.frame_end, f"{label} past its frame", base)
+    for reading in result.readings:
+        if not reading.complete:
+            continue
+        for start in (reading.end, reading.frame_end):
+            if start is not None and start not in followed and start < len(data):
+                followed.add(start)
+                trailing_units(
+                    container, data, start, f"{label} {describe_skips(reading.skips)},", base
+                )
+
+
+def add_reading_units(container: Container, units: list[PickleUnit]) -> None:
+    """Add a unit for every other reading of the given units' streams that names or calls
+    something (a file reader skipping at a FRAME's end runs other opcodes), and say so when
+    the limits cut the readings short."""
+    for unit in units:
+        result = unit.result
+        where = unit.member or "the pickle"
+        for reading in result.readings:
+            if reading.globals or reading.calls:
+                container.units.append(
+                    PickleUnit(
+                        f"{where} {describe_skips(reading.skips)}",
+                        reading,
+                        torch_reads=False,
+                        order=unit.order,
+                        nested=unit.nested,
+                    )
+                )
+        if result.readings_cut:
+            container.issues.append(
+                ContainerIssue(
+                    Category.LIMIT_EXCEEDED,
+                    f"{where}: reads cross the end of FRAMEs in more combinations than "
+                    "ckptaudit runs (a reader from a file can skip at each); the rest were not "
+                    "audited",
+                    member=unit.member,
+                )
+            )
+            container.complete = False
+
+
+def content_end(data: bytes) -> int:
+    """Where the bytes end once trailing NULs (padding) are dropped; read from the end,
+    so that it costs the padding's length, not the data's."""
+    end = len(data)
+    while end > 0:
+        begin = max(0, end - (64 << 10))
+        kept = len(data[begin:end].rstrip(b"\x00"))
+        if kept:
+            return begin + kept
+        end = begin
+    return 0
 
 
 def trailing_units(
@@ -51,8 +115,9 @@ def trailing_units(
     """
     units: list[PickleUnit] = []
     pos = start
+    last = content_end(data)  # once: a check per stream would make many streams quadratic
     for _ in range(_MAX_TRAILING_STREAMS):
-        if pos >= len(data) or data.count(0, pos) == len(data) - pos:
+        if pos >= last:
             break  # nothing left but padding
         result = run_pickle(data, pos)
         if result.globals or result.calls:
@@ -68,7 +133,7 @@ def trailing_units(
             units.extend(_from_frame_end(container, data, result, label, base))
         pos = result.end
     else:
-        if pos < len(data):
+        if pos < last:
             container.issues.append(
                 ContainerIssue(
                     Category.LIMIT_EXCEEDED,

@@ -21,16 +21,9 @@ from ckptaudit.pickle.vm import run_pickle
 
 __all__ = ["read_torch_zip"]
 
-_METADATA = frozenset(
-    {
-        "version",
-        ".data/version",
-        "byteorder",
-        ".format_version",
-        ".storage_alignment",
-        ".data/serialization_id",
-    }
-)
+_NPY_MAGIC = b"\x93NUMPY"
+_HEAD_BYTES = 8
+"""First bytes of a storage record read to tell what a loader would take it for."""
 _LEADING_INT = re.compile(rb"\s*([+-]?\d+)")
 
 
@@ -146,7 +139,11 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
                 "is read; every copy is audited and all must pass",
             )
         )
+    copies: set[tuple[int, int, int, int]] = set()
     for n, entry in enumerate(data_entries):
+        if _identity(entry) in copies:
+            continue  # another directory entry for the very same bytes: audited once
+        copies.add(_identity(entry))
         member = None if len(data_entries) == 1 else f"{entry.name} (copy {n + 1})"
         data = archive.read(entry)
         result = run_pickle(data)
@@ -154,36 +151,54 @@ def read_torch_zip(source: Source, limits: Limits) -> Container:
         end = result.end if result.complete else len(data)
         _trailing(container, data, end, member or entry.name)
         after_frame(container, data, result, member or entry.name)
-    _storage_headers(archive, container, lookup)
+    sniffed = _storage_headers(archive, container, lookup)
     container.storage_records = {}
     for e in archive.entries:
         record = _record_name(e.name)[len(prefix) :].lower()
         if e.name.startswith(prefix) and record.startswith("data/"):
             container.storage_records.setdefault(record[len("data/") :], e.size)
-    known = {prefix + "data.pkl"} | {prefix + m for m in _METADATA}
-    _scan_extra_pickles(archive, container, known, limits, data_prefix=prefix + "data/")
+    # The metadata records are read like any other member: numpy.load of the checkpoint
+    # as an archive unpickles whatever member holds an object .npy, whatever its name.
+    _scan_extra_pickles(
+        archive,
+        container,
+        {prefix + "data.pkl"},
+        limits,
+        data_prefix=prefix + "data/",
+        sniffed=sniffed,
+    )
     return container
 
 
 def _storage_headers(
     archive: ZipArchive, container: Container, lookup: Callable[[str], list[ZipEntry]]
-) -> None:
+) -> dict[int, bool]:
     """torch extracts every storage data.pkl names: a damaged local header fails the load.
 
-    Only the 30-byte local headers are read, never the storages.
+    Only the local headers and each storage's first bytes are read (one read each), never
+    the storages. Returns, for each stored storage checked (by the offset of its local
+    header), whether its first bytes start like a payload (see _starts_like_payload), for
+    the scan of the members.
     """
     entries = {key: found[-1] for key in container.storages() if (found := lookup(f"data/{key}"))}
     # A remote source fetches all the headers in one concurrent batch, not a request each.
     prefetch = getattr(archive.source, "prefetch", None)
     if prefetch is not None and entries:
-        prefetch([(archive.base + e.header_offset, 30) for e in entries.values()])
+        prefetch([archive.head_span(e, _HEAD_BYTES) for e in entries.values()])
+    sniffed: dict[int, bool] = {}
+    failed = False
     for key, entry in entries.items():
-        problem = archive.local_header_problem(entry)
+        problem, first = archive.check_local(entry, _HEAD_BYTES)
         if problem is not None:
-            _torch_fails(
-                container, f"PytorchStreamReader failed reading file data/{key}: {problem}"
-            )
-            return
+            if not failed:  # torch stops at the first
+                _torch_fails(
+                    container, f"PytorchStreamReader failed reading file data/{key}: {problem}"
+                )
+            failed = True
+            continue
+        if first is not None:
+            sniffed[entry.header_offset] = _payload_head(first)
+    return sniffed
 
 
 def _read_small(archive: ZipArchive, entry: ZipEntry) -> bytes:
@@ -232,27 +247,44 @@ def _scan_extra_pickles(
     limits: Limits,
     data_prefix: str | None = None,
     depth: int = 0,
+    sniffed: dict[int, bool] | None = None,
 ) -> None:
     """Audit every other pickle in the zip: torch does not read them, other tools might.
 
     That is members named as pickles, members that parse as one, the bodies of ``.npy``
-    arrays (``numpy.load(allow_pickle=True)``) and, one level down, zips inside the zip.
-    Under ``data_prefix``, the storage records data.pkl references are skipped.
+    arrays (``numpy.load(allow_pickle=True)``, which takes any member that starts like one
+    for an array, whatever its name) and, one level down, zips inside the zip. Members are
+    judged by their bytes, metadata records included. Under ``data_prefix``, the storage
+    records data.pkl references are raw tensor bytes that are never read whole: only their
+    first bytes, and the record is audited when they start like a ``.npy`` or a pickle.
+    Directory entries for the same bytes are audited once. ``sniffed`` holds what
+    _storage_headers already learnt of the storages' first bytes.
     """
     storages = (
         {(data_prefix + key).lower() for key in container.storages()}
         if data_prefix is not None
         else set()
     )
-    budget = limits.max_pickles
+    slots = limits.max_pickles
     beyond = set(map(id, archive.beyond_count))
+    seen: set[tuple[int, int, int, int]] = set()
     for entry in [*archive.entries, *archive.beyond_count]:
-        if budget <= 0:
+        if slots <= 0:
             break
         name = entry.name
         hidden = id(entry) in beyond  # no name is "known" in a record torch never reads
-        if not hidden and (name in known or _storage_member(name, storages)):
+        if not hidden and name in known:
             continue
+        if storages and _storage_member(name, storages):
+            suspect = sniffed.get(entry.header_offset) if sniffed else None
+            if suspect is None:
+                suspect = _starts_like_payload(archive, entry)
+            if not suspect:
+                continue  # tensor bytes, never read
+        identity = _identity(entry)
+        if identity in seen:
+            continue
+        seen.add(identity)
         is_pkl = name.lower().endswith((".pkl", ".pickle"))
         label = name if depth == 0 else f"{archive.source.name}!{name}"
         if hidden:
@@ -287,7 +319,7 @@ def _scan_extra_pickles(
                 continue
         elif start and not (result.globals or result.calls):
             continue
-        budget -= 1
+        slots -= 1
         # The weights_only loader reads none of these (TorchScript is refused before reading).
         container.units.append(PickleUnit(label, result, torch_reads=False, order=50))
         if result.complete:
@@ -300,6 +332,26 @@ _MAX_NESTED_ZIPS = 2
 def _storage_member(name: str, storages: set[str]) -> bool:
     """A tensor storage record data.pkl references: raw bytes torch maps, never unpickled."""
     return name.lower() in storages
+
+
+def _identity(entry: ZipEntry) -> tuple[int, int, int, int]:
+    """What makes two directory entries read the same bytes."""
+    return (entry.header_offset, entry.method, entry.compressed_size, entry.size)
+
+
+def _starts_like_payload(archive: ZipArchive, entry: ZipEntry) -> bool:
+    """Whether a member's first bytes are a ``.npy`` header (numpy.load of the checkpoint
+    as an archive reads it as an array, and an object array's body is a pickle) or a
+    pickle's PROTO opcode. A damaged header is torch's problem, reported elsewhere."""
+    try:
+        head = archive.head(entry, _HEAD_BYTES)
+    except InputError:
+        return False
+    return _payload_head(head)
+
+
+def _payload_head(head: bytes) -> bool:
+    return head.startswith(_NPY_MAGIC) or _looks_like_pickle(head)
 
 
 def _stored_zip(archive: ZipArchive, entry: ZipEntry) -> bool:

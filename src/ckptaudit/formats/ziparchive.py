@@ -14,7 +14,8 @@ import zlib
 from typing import NamedTuple
 
 from ckptaudit.errors import ContainerError, LimitExceeded
-from ckptaudit.formats.source import Source
+from ckptaudit.formats.source import SliceSource, Source
+from ckptaudit.pickle.budget import current_budget
 from ckptaudit.pickle.limits import Limits
 
 __all__ = ["ZipArchive", "ZipEntry", "find_end_of_central_directory"]
@@ -231,11 +232,66 @@ class ZipArchive:
 
     def local_header_problem(self, entry: ZipEntry) -> str | None:
         """Why miniz would refuse to extract a member, judged from its header; else None."""
+        return self.check_local(entry, 0)[0]
+
+    def check_local(self, entry: ZipEntry, n: int) -> tuple[str | None, bytes | None]:
+        """:meth:`local_header_problem`, and for a stored member the first ``n`` bytes of
+        its data too, from one read (None when they were not in it, or it is compressed)."""
+        first = None
         try:
-            self.data_start(entry)
+            if entry.method == 0:
+                first = self._stored_head(entry, n)
+            if first is None:
+                self.data_start(entry)
         except ContainerError as exc:
-            return str(exc)
-        return "unsupported encryption" if entry.flags & 0x41 else None
+            return str(exc), None
+        return ("unsupported encryption" if entry.flags & 0x41 else None), first
+
+    def head_span(self, entry: ZipEntry, n: int) -> tuple[int, int]:
+        """The (offset, length) one read takes to get a stored member's local header and
+        first ``n`` bytes, when its local extra field is no longer than torch's alignment
+        padding: what a remote source prefetches for :meth:`head`."""
+        return self.base + entry.header_offset, 30 + len(entry.name.encode()) + 96 + n
+
+    def _stored_head(self, entry: ZipEntry, n: int) -> bytes | None:
+        """A stored member's first ``n`` bytes read with its local header, checked as
+        :meth:`data_start` checks it; None when the one read did not hold them."""
+        at, span = self.head_span(entry, n)
+        block = self.source.read_at(at, span)
+        if len(block) < 30 or block[:4] != _LOCAL:
+            return None  # data_start says what is wrong
+        nlen, xlen = struct.unpack_from("<HH", block, 26)
+        begin = 30 + nlen + xlen
+        want = min(n, entry.compressed_size)
+        if begin + want > len(block):
+            return None
+        if at + begin + entry.compressed_size > self.source.size:
+            raise ContainerError(f"zip member {entry.name!r} is truncated")
+        return block[begin : begin + want]
+
+    def head(self, entry: ZipEntry, n: int) -> bytes:
+        """The first ``n`` bytes of a member (fewer if it is shorter), inflating no more
+        than needed: enough to tell what a loader would take it for, without reading it.
+
+        Raises:
+            ContainerError: the local header is damaged or the member does not inflate.
+        """
+        if entry.method == 0:
+            first = self._stored_head(entry, n)
+            if first is not None:
+                return first
+        start = self.data_start(entry)
+        if entry.method == 0:
+            return self.source.read_at(start, min(n, entry.compressed_size))
+        if entry.method != 8:
+            raise ContainerError(
+                f"zip member {entry.name!r} uses compression method {entry.method}"
+            )
+        raw = self.source.read_at(start, min(entry.compressed_size, 4096))
+        try:
+            return zlib.decompressobj(-15).decompress(raw, n)
+        except zlib.error as exc:
+            raise ContainerError(f"zip member {entry.name!r} does not inflate: {exc}") from None
 
     def read(self, entry: ZipEntry, max_size: int | None = None) -> bytes:
         """Read and inflate one member, bounded against zip bombs; CRC is not checked (as torch)."""
@@ -261,7 +317,21 @@ class ZipArchive:
                 f"zip member {entry.name!r} inflates beyond {bound} bytes "
                 f"(declared {entry.size}, compressed {len(raw)}): zip bomb?"
             )
+        budget = current_budget()
+        if budget is not None:
+            # What a member inflates to is input the file provides, once per member: a
+            # directory pointing at it many times does not provide it many times.
+            budget.grant_inflated(_where(self.source, start), len(data), len(raw))
         return data
+
+
+def _where(source: Source, offset: int) -> tuple[int, int]:
+    """(the outermost source, the offset in it) for an offset in a source, through the
+    windows of stored members."""
+    while isinstance(source, SliceSource):
+        offset += source.start
+        source = source.parent
+    return id(source), offset
 
 
 def _miniz_search_problem(size: int, eocd_pos: int) -> str | None:

@@ -81,10 +81,19 @@ def as_bytes(node: Any) -> bytes | None:
     if name in ("builtins.bytes", "__builtin__.bytes") and not _args(node):
         return b""
     if name == "copyreg.__newobj__":  # protocol 2's empty bytes: __newobj__(bytes, b'')
-        args = _args(node)
-        if len(args) == 2 and isinstance(args[0], Global) and args[0].name == "bytes":
-            return as_bytes(args[1])
+        # A chain of them as deep as the file likes: unwrapped in a loop, not by recursion.
+        for _ in range(_MAX_WRAPPERS):
+            args = _args(node)
+            if not (len(args) == 2 and isinstance(args[0], Global) and args[0].name == "bytes"):
+                return None
+            node = args[1]
+            if callee(node) != "copyreg.__newobj__":
+                return as_bytes(node)
     return None
+
+
+_MAX_WRAPPERS = 16
+"""copyreg.__newobj__(bytes, ...) wrappers unwrapped before giving up (pickle writes one)."""
 
 
 def getattr_name(node: Any) -> str | None:
@@ -317,6 +326,8 @@ def decode_numpy_array(node: Call) -> NumpyArray:
     _version, shape, dtype_node, fortran, raw = state
     if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
         raise NotConvertible("bad numpy shape")
+    if len(shape) > 64:  # numpy's own limit; nest() recurses once per dimension
+        raise NotConvertible(f"numpy shape of {len(shape)} dimensions (numpy allows 64)")
     dtype = decode_numpy_dtype(dtype_node)
     numel = 1
     for d in shape:

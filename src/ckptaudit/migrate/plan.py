@@ -267,11 +267,12 @@ def legacy_module_class(func: Any) -> Global | None:
     return cls
 
 
-def field_kind(node: Any) -> str:
+def field_kind(node: Any, depth: int = 0) -> str:
     """How a field's value is stored after migration, for generated code: ``plain``,
     ``enum:mod.Cls``, ``datetime``, ``date``, ``time``, ``timedelta``, ``deque``,
     ``defaultdict``, ``set``, ``path``, ``numpy``, ``tensor``, ``object:mod.Cls``,
-    ``module:mod.Cls``, ``reference``."""
+    ``module:mod.Cls``, ``reference``. Deques of deques are described 8 levels deep at most
+    (the file chooses how deep they go; code generation recurses on the description)."""
     if isinstance(node, Global):
         return "reference"
     name = callee(node)
@@ -299,7 +300,7 @@ def field_kind(node: Any) -> str:
         if kind == "deque":
             args = node.args if type(node.args) is tuple else ()
             maxlen = args[1] if len(args) > 1 and type(args[1]) is int else None
-            inner = field_kind(items[0]) if items else "plain"
+            inner = field_kind(items[0], depth + 1) if items and depth < 8 else "plain"
             return f"deque@{maxlen}" + (f"[{inner}]" if inner != "plain" else "")
         return kind
     if name.startswith(("pathlib.", "pathlib._local.")):

@@ -1,7 +1,8 @@
 """Static pickle analysis: an emulator that builds an inert tree and never imports or calls.
 
 Modules depend on each other one way only (a test checks that the import graph has no cycle):
-``nodes`` <- ``result`` <- ``machine`` <- ``handlers`` (with ``textnum``) <- ``loop`` <- ``vm``;
+``nodes`` <- ``result`` <- ``machine`` <- ``frames`` <- ``handlers`` (with ``textnum``) <-
+``loop`` <- ``vm``, which also uses ``budget`` (the per-file budget, over ``limits``);
 ``paths`` (the walker) uses ``nodes``; ``loop`` and ``paths`` register with ``native`` (the
 optional compiled core), which imports neither.
 """

@@ -19,6 +19,7 @@
 static PyTypeObject *PersId_T = NULL;
 static PyObject *PickleError = NULL, *StructError = NULL, *Event = NULL;
 static PyObject *append_to = NULL, *setitems_on = NULL;
+static PyObject *nest_tuple = NULL, *passed_buffer = NULL;
 static PyObject *handlers = NULL; /* a tuple of 256: opcode byte -> handler or None */
 static unsigned char record_first[256];
 
@@ -29,7 +30,7 @@ static Py_ssize_t persid_off[P_NSLOTS];
 static PyObject *s_NEWOBJ, *s_REDUCE, *s_BINPERSID, *s_SETITEMS, *s_APPENDS, *s_BUILD;
 /* Attribute names of what run() reads from the machine and its result. */
 static PyObject *a_data, *a_start, *a_end, *a_stack, *a_metastack, *a_counts, *a_result,
-    *a_calls, *a_events, *a_persids, *a_opcode_first;
+    *a_calls, *a_events, *a_persids, *a_opcode_first, *a_buf_end;
 
 static PyObject *
 new_call(PyObject *func, PyObject *cargs, PyObject *opcode, Py_ssize_t offset)
@@ -324,6 +325,50 @@ extend_or_delegate(PyObject *dst, PyObject *helper, PyObject *m, PyObject *targe
     return r ? 0 : -1;
 }
 
+/* Whether a tuple holds a tuple. */
+static int
+holds_tuple(PyObject *t)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(t);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyTuple_CheckExact(PyTuple_GET_ITEM(t, i)))
+            return 1;
+    return 0;
+}
+
+/* Note a new tuple's depth as handlers.nest_tuple does: a tuple whose tuples hold no tuples
+ * is 2 deep and needs no note (the commonest case: a tensor's rebuild arguments); any
+ * deeper one goes to the Python helper, which notes it and raises LimitExceeded past the
+ * limit (Limits keeps max_tuple_depth >= 2, so 2 is always allowed). */
+static int
+note_nesting(PyObject *m, PyObject *t, Py_ssize_t op_pos)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(t);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(t, i);
+        if (PyTuple_CheckExact(item) && holds_tuple(item)) {
+            PyObject *r = PyObject_CallFunction(nest_tuple, "OOn", m, t, op_pos);
+            Py_XDECREF(r);
+            return r ? 0 : -1;
+        }
+    }
+    return 0;
+}
+
+/* Where the frame buffer a file reader would hold ends (m.buf_end), or never. */
+static Py_ssize_t
+frame_mark(PyObject *m)
+{
+    PyObject *v = PyObject_GetAttr(m, a_buf_end);
+    if (v == NULL)
+        return -1;
+    Py_ssize_t at = PyLong_AsSsize_t(v);
+    Py_DECREF(v);
+    if (at == -1 && PyErr_Occurred())
+        return -1;
+    return at >= 0 ? at : PY_SSIZE_T_MAX;
+}
+
 /* The loop proper. `m` is the machine (handed to Python handlers); the other arguments are
  * its fields, read by cka_run. Runs until an exception ends the loop (STOP's handler raises
  * one too) and returns it with the positions, for loop.py to classify exactly as it does the
@@ -345,12 +390,21 @@ dispatch(PyObject *m, PyObject *data_obj, Py_ssize_t start, Py_ssize_t end, PyOb
     Py_ssize_t counts[256];
     Memo memo = {NULL, 0, NULL, 0, 0};
     Py_ssize_t pos = start, op_pos = start, fence = current_fence(metastack);
+    /* The end of the frame buffer a file reader would hold (frames.py): rarely reached. */
+    Py_ssize_t fmark = PY_SSIZE_T_MAX;
     unsigned long ticks = 0;
     memset(counts, 0, sizeof counts);
     if (fence == -1 && PyErr_Occurred())
         goto error;
 
     for (;;) {
+        if (pos >= fmark) {
+            PyObject *r = PyObject_CallFunction(passed_buffer, "Onn", m, op_pos, pos);
+            if (r == NULL)
+                goto error;
+            Py_DECREF(r);
+            fmark = PY_SSIZE_T_MAX;
+        }
         op_pos = pos;
         if (pos >= end)
             RAISE_INDEX();
@@ -534,6 +588,10 @@ dispatch(PyObject *m, PyObject *data_obj, Py_ssize_t start, Py_ssize_t end, PyOb
             fence = current_fence(metastack);
             PyObject *t = PyList_AsTuple(items);
             Py_DECREF(items);
+            if (t != NULL && note_nesting(m, t, op_pos) < 0) {
+                Py_DECREF(t);
+                goto error;
+            }
             PUSH(t);
             break;
         }
@@ -549,7 +607,14 @@ dispatch(PyObject *m, PyObject *data_obj, Py_ssize_t start, Py_ssize_t end, PyOb
             if (t == NULL)
                 goto error;
             for (Py_ssize_t i = 0; i < k; i++)
-                PyTuple_SET_ITEM(t, i, PyList_GET_ITEM(stack, n - k + i)); /* moved */
+                PyTuple_SET_ITEM(t, i, Py_NewRef(PyList_GET_ITEM(stack, n - k + i)));
+            /* Checked before the stack changes, as the Python loop does. */
+            if (note_nesting(m, t, op_pos) < 0) {
+                Py_DECREF(t);
+                goto error;
+            }
+            for (Py_ssize_t i = 0; i < k; i++)
+                Py_DECREF(PyList_GET_ITEM(stack, n - k + i));
             Py_SET_SIZE(stack, n - k);
             PUSH(t);
             break;
@@ -728,6 +793,8 @@ dispatch(PyObject *m, PyObject *data_obj, Py_ssize_t start, Py_ssize_t end, PyOb
             fence = current_fence(metastack);
             if (fence == -1 && PyErr_Occurred())
                 goto error;
+            if (op == 149 && (fmark = frame_mark(m)) == -1)  /* FRAME: a new frame buffer */
+                goto error;
             break;
         }
         }
@@ -855,7 +922,8 @@ check_callable(const char *name, PyObject *value)
 }
 
 /* configure_loop(*, call_type, pdict_type, persid_type, event_type, pickle_error,
- *                struct_error, append_to, setitems_on, handlers, noted)
+ *                struct_error, append_to, setitems_on, handlers, noted, nest_tuple,
+ *                passed_buffer)
  *
  * Everything is checked before anything is kept, so a refused call (a build that does not
  * match this version's Python side) leaves the loop unconfigured. */
@@ -864,18 +932,20 @@ cka_configure_loop(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"call_type", "pdict_type", "persid_type", "event_type",
                             "pickle_error", "struct_error", "append_to", "setitems_on",
-                            "handlers", "noted", NULL};
-    PyObject *v[10] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOOOOOOO:configure_loop", names,
+                            "handlers", "noted", "nest_tuple", "passed_buffer", NULL};
+    PyObject *v[12] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOOOOOOOOO:configure_loop", names,
                                      &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
-                                     &v[8], &v[9]) ||
-        cka_require("configure_loop", (const char *const *)names, v, 10) < 0)
+                                     &v[8], &v[9], &v[10], &v[11]) ||
+        cka_require("configure_loop", (const char *const *)names, v, 12) < 0)
         return NULL;
     PyObject *call = v[0], *pdict = v[1], *persid = v[2], *event = v[3], *pickle_error_ = v[4];
     PyObject *struct_error = v[5], *app = v[6], *seti = v[7], *table = v[8], *noted = v[9];
+    PyObject *nest = v[10], *passed = v[11];
     if (check_class("event_type", event) < 0 || check_class("pickle_error", pickle_error_) < 0 ||
         check_class("struct_error", struct_error) < 0 || check_callable("append_to", app) < 0 ||
-        check_callable("setitems_on", seti) < 0)
+        check_callable("setitems_on", seti) < 0 || check_callable("nest_tuple", nest) < 0 ||
+        check_callable("passed_buffer", passed) < 0)
         return NULL;
     if (!PyTuple_CheckExact(table) || PyTuple_GET_SIZE(table) != 256) {
         PyErr_SetString(PyExc_TypeError, "configure_loop(): handlers must be a tuple of 256");
@@ -904,6 +974,8 @@ cka_configure_loop(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_INCREF(event); Py_XSETREF(Event, event);
     Py_INCREF(app); Py_XSETREF(append_to, app);
     Py_INCREF(seti); Py_XSETREF(setitems_on, seti);
+    Py_INCREF(nest); Py_XSETREF(nest_tuple, nest);
+    Py_INCREF(passed); Py_XSETREF(passed_buffer, passed);
     Py_INCREF(table); Py_XSETREF(handlers, table);
     Py_RETURN_NONE;
 }
@@ -930,6 +1002,7 @@ cka_loop_init(void)
     INTERN(a_events, "events");
     INTERN(a_persids, "persids");
     INTERN(a_opcode_first, "opcode_first");
+    INTERN(a_buf_end, "buf_end");
 #undef INTERN
     return 0;
 }

@@ -74,7 +74,8 @@ static PyMethodDef methods[] = {
     {"configure_loop", (PyCFunction)(void (*)(void))cka_configure_loop,
      METH_VARARGS | METH_KEYWORDS,
      "configure_loop(*, call_type, pdict_type, persid_type, event_type, pickle_error, "
-     "struct_error, append_to, setitems_on, handlers, noted): register what the loop builds "
+     "struct_error, append_to, setitems_on, handlers, noted, nest_tuple, passed_buffer): "
+     "register what the loop builds "
      "and calls."},
     {"run", cka_run, METH_O,
      "run(machine) -> (pos, op_pos, exception): the compiled dispatch loop."},

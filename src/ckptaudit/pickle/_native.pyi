@@ -23,6 +23,8 @@ class LoopState(Protocol):
     metastack: list[int]
     counts: list[int]
     """256 counters, one per opcode byte; run() adds the opcodes it executed."""
+    buf_end: int
+    """Read after each FRAME: where the frame buffer ends (-1 for none)."""
     result: PickleResult
     """run() appends to its calls, events and persids and fills its opcode_first."""
 
@@ -38,10 +40,14 @@ def configure_loop(
     setitems_on: Callable[[Machine, Any, list[Any], str, int], None],
     handlers: tuple[Callable[[Machine, int], int] | None, ...],
     noted: bytes,
+    nest_tuple: Callable[[Machine, tuple[Any, ...], int], None],
+    passed_buffer: Callable[[Machine, int, int], None],
 ) -> None:
     """Register the node classes, errors, helpers and the 256 handlers the loop calls.
 
     ``noted`` has one byte per opcode: nonzero where the first use's offset is recorded.
+    ``nest_tuple`` is called for each new tuple that holds a tuple, ``passed_buffer`` when
+    an opcode reaches the end of the frame buffer ``buf_end``.
     Raises TypeError if anything has another shape than this version's loop expects.
     """
 

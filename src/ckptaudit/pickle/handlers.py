@@ -17,13 +17,14 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ckptaudit.errors import PickleError
+from ckptaudit.errors import LimitExceeded, PickleError
+from ckptaudit.pickle.frames import enter_frame
 from ckptaudit.pickle.machine import Machine, Stop
 from ckptaudit.pickle.nodes import Call, Global, Opaque, PDict, PersId, PSet
 from ckptaudit.pickle.result import Event
 from ckptaudit.pickle.textnum import parse_float, parse_int, parse_long, parse_memo_key
 
-__all__ = ["HANDLERS", "TABLE", "Handler", "append_to", "handles", "setitems_on"]
+__all__ = ["HANDLERS", "TABLE", "Handler", "append_to", "handles", "nest_tuple", "setitems_on"]
 
 Handler = Callable[[Machine, int], int]
 """A handler: (machine, position after the opcode byte) -> position of the next opcode."""
@@ -73,7 +74,8 @@ def _proto(m: Machine, pos: int) -> int:
 def _frame(m: Machine, pos: int) -> int:
     new = m.take(pos, 8)
     (size,) = _unpack_Q(m.data, pos)
-    m.frame_end = m.take(new, size)  # a frame longer than what remains is a truncated file
+    end = m.take(new, size)  # a frame longer than what remains is a truncated file
+    enter_frame(m, pos, new, end)
     return new
 
 
@@ -332,6 +334,36 @@ def _list(m: Machine, pos: int) -> int:
     return pos
 
 
+def nest_tuple(m: Machine, value: tuple[Any, ...], pos: int) -> None:
+    """Note how deep a new tuple nests tuples; refuse one nested too deep.
+
+    Hashing a tuple recurses through the tuples in it on the C stack, in a loader and in
+    any code that later hashes the value; the depth is known when the tuple is made, from
+    the tuples it holds. Depths of 3 and more are noted (with the tuple, so that its id is
+    not reused); a tuple without a note is 2 deep if it holds a tuple, else 1. Most tuples
+    that hold tuples are 2 deep (a tensor's rebuild arguments hold its size and stride),
+    and the compiled loop settles those without calling here.
+    """
+    depths = m.tuple_depths
+    deepest = 0
+    for item in value:
+        if type(item) is tuple:
+            entry = depths.get(id(item))
+            if entry is not None and entry[0] is item:
+                depth = entry[1]
+            else:
+                depth = 2 if tuple in map(type, item) else 1
+            if depth > deepest:
+                deepest = depth
+    if deepest >= m.max_tuple_depth:
+        raise LimitExceeded(
+            f"tuples nested more than {m.max_tuple_depth} deep (hashing one recurses that deep)",
+            pos,
+        )
+    if deepest >= 2:
+        depths[id(value)] = (value, deepest + 1)
+
+
 @handles("EMPTY_TUPLE")
 def _empty_tuple(m: Machine, pos: int) -> int:
     m.stack.append(())
@@ -340,7 +372,9 @@ def _empty_tuple(m: Machine, pos: int) -> int:
 
 @handles("TUPLE")
 def _tuple(m: Machine, pos: int) -> int:
-    m.stack.append(tuple(m.pop_mark(pos)))
+    value = tuple(m.pop_mark(pos))
+    nest_tuple(m, value, pos - 1)
+    m.stack.append(value)
     return pos
 
 
@@ -348,7 +382,9 @@ def _tuple(m: Machine, pos: int) -> int:
 def _tuple1(m: Machine, pos: int) -> int:
     m.need(1, pos)
     stack = m.stack
-    stack[-1] = (stack[-1],)
+    value = (stack[-1],)
+    nest_tuple(m, value, pos - 1)
+    stack[-1] = value
     return pos
 
 
@@ -356,7 +392,9 @@ def _tuple1(m: Machine, pos: int) -> int:
 def _tuple2(m: Machine, pos: int) -> int:
     m.need(2, pos)
     stack = m.stack
-    stack[-2:] = [(stack[-2], stack[-1])]
+    value = (stack[-2], stack[-1])
+    nest_tuple(m, value, pos - 1)
+    stack[-2:] = [value]
     return pos
 
 
@@ -364,7 +402,9 @@ def _tuple2(m: Machine, pos: int) -> int:
 def _tuple3(m: Machine, pos: int) -> int:
     m.need(3, pos)
     stack = m.stack
-    stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
+    value = (stack[-3], stack[-2], stack[-1])
+    nest_tuple(m, value, pos - 1)
+    stack[-3:] = [value]
     return pos
 
 
@@ -625,6 +665,7 @@ def _inst(m: Machine, pos: int) -> int:
     name, new = m.line(p)
     args = tuple(m.pop_mark(pos))
     cls = m.add_global(_text_name(module, pos), _text_name(name, pos), pos - 1, "INST", False)
+    nest_tuple(m, args, pos - 1)  # after the global: a refused call still names it
     m.stack.append(m.add_call(cls, args, None, "INST", pos - 1))
     return new
 
@@ -634,7 +675,9 @@ def _obj(m: Machine, pos: int) -> int:
     items = m.pop_mark(pos)
     if not items:
         raise PickleError("OBJ without a class", pos - 1)
-    m.stack.append(m.add_call(items[0], tuple(items[1:]), None, "OBJ", pos - 1))
+    args = tuple(items[1:])
+    nest_tuple(m, args, pos - 1)
+    m.stack.append(m.add_call(items[0], args, None, "OBJ", pos - 1))
     return pos
 
 

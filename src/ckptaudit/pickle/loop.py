@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from ckptaudit.errors import LimitExceeded, PickleError
 from ckptaudit.pickle import native
-from ckptaudit.pickle.handlers import TABLE, append_to, setitems_on
+from ckptaudit.pickle.frames import passed_buffer
+from ckptaudit.pickle.handlers import TABLE, append_to, nest_tuple, setitems_on
 from ckptaudit.pickle.machine import Machine, Stop
 from ckptaudit.pickle.nodes import Call, PDict, PersId
 from ckptaudit.pickle.result import Event, PickleResult
@@ -99,11 +100,12 @@ def _conclude(m: Machine, pos: int, op_pos: int, exc: Exception) -> None:
     # the tree free of reference cycles, so that it is freed the moment the audit ends
     # instead of waiting for (and slowing) a full garbage collection.
     exc.__traceback__ = exc.__context__ = exc.__cause__ = None
+    result.crossings = m.crossings
     if isinstance(exc, Stop):
         result.complete = True
         result.end = pos
-        if m.frame_end > pos:
-            result.frame_end = m.frame_end
+        if m.buf_end > pos:
+            result.frame_end = m.buf_end
     elif isinstance(exc, PickleError):
         result.error = exc
     elif isinstance(exc, IndexError):
@@ -138,6 +140,7 @@ def _python_loop(m: Machine) -> tuple[int, int, Exception]:
     data = m.data
     end = m.end
     table = TABLE
+    frame_handler = TABLE[_CODES["FRAME"]]
     result = m.result
     memo = m.memo
     metastack = m.metastack
@@ -150,8 +153,15 @@ def _python_loop(m: Machine) -> tuple[int, int, Exception]:
     first = result.opcode_first
     pos = m.start
     op_pos = pos
+    # Where the frame buffer a file reader would hold ends (see frames.py); checked once per
+    # opcode, and it is rarely reached.
+    never = end + 1
+    fmark = never
     try:
         while True:
+            if pos >= fmark:
+                passed_buffer(m, op_pos, pos)
+                fmark = never
             op_pos = pos
             op = data[pos]
             pos += 1
@@ -244,19 +254,34 @@ def _python_loop(m: Machine) -> tuple[int, int, Exception]:
             elif op == 116:  # TUPLE
                 items = m.pop_mark(pos)
                 fence = metastack[-1] if metastack else 0
-                append(tuple(items))
+                value = tuple(items)
+                if tuple in map(type, items):
+                    nest_tuple(m, value, op_pos)
+                append(value)
             elif op == 133:  # TUPLE1
                 if len(stack) <= fence:
                     raise IndexError
-                stack[-1] = (stack[-1],)
+                a = stack[-1]
+                value = (a,)
+                if type(a) is tuple:
+                    nest_tuple(m, value, op_pos)
+                stack[-1] = value
             elif op == 134:  # TUPLE2
                 if len(stack) - fence < 2:
                     raise IndexError
-                stack[-2:] = [(stack[-2], stack[-1])]
+                a = stack[-2]
+                b = stack[-1]
+                value = (a, b)
+                if type(a) is tuple or type(b) is tuple:
+                    nest_tuple(m, value, op_pos)
+                stack[-2:] = [value]
             elif op == 135:  # TUPLE3
                 if len(stack) - fence < 3:
                     raise IndexError
-                stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
+                value = (stack[-3], stack[-2], stack[-1])
+                if tuple in map(type, value):
+                    nest_tuple(m, value, op_pos)
+                stack[-3:] = [value]
             elif op == 106:  # LONG_BINGET
                 append(memo[_unpack_I(data, pos)[0]])
                 pos += 4
@@ -297,6 +322,8 @@ def _python_loop(m: Machine) -> tuple[int, int, Exception]:
                     raise PickleError(f"invalid opcode byte 0x{op:02x}", op_pos)
                 pos = handler(m, pos)
                 fence = metastack[-1] if metastack else 0
+                if handler is frame_handler:  # a file reader now holds a new frame buffer
+                    fmark = m.buf_end if m.buf_end >= 0 else never
             # No bounds check here: data ends at `end`, so an inline read past it raises
             # IndexError or struct.error, and handlers check with take().
     except Exception as exc:
@@ -318,6 +345,8 @@ def _configure_compiled() -> RunLoop:
         setitems_on=setitems_on,
         handlers=TABLE,
         noted=bytes(0 if op in INLINE_UNNOTED else 1 for op in range(256)),
+        nest_tuple=nest_tuple,
+        passed_buffer=passed_buffer,
     )
     return _native.run
 

@@ -23,7 +23,15 @@ class Stop(Exception):
 class Machine:
     """The state of one emulation run: input, stack, memo, and the result being recorded."""
 
-    def __init__(self, data: bytes | memoryview, start: int, end: int) -> None:
+    def __init__(
+        self,
+        data: bytes | memoryview,
+        start: int,
+        end: int,
+        *,
+        max_tuple_depth: int = 200,
+        resets: tuple[int, ...] = (),
+    ) -> None:
         self.data = data
         """The input; the loops read it up to ``end`` only."""
         self.start = start
@@ -35,8 +43,20 @@ class Machine:
         """Stack lengths at the open MARKs, innermost last."""
         self.memo: dict[int, Any] = {}
         """The Python loop's memo (the compiled loop keeps its own)."""
-        self.frame_end = 0
-        """End of the last FRAME seen."""
+        self.buf_end = -1
+        """End of the frame a file reader would hold in its buffer (read whole with
+        ``read()``), while bytes of it remain unread; -1 when there is none. A read that
+        runs past it is where readers from a file and from bytes part ways."""
+        self.crossings: list[tuple[int, int]] = []
+        """(where a read started, the buffer end it ran past), in reading order."""
+        self.resets = resets
+        """Offsets where this run's input was spliced to model a file reader (see
+        :mod:`ckptaudit.pickle.frames`): the frame buffer in hand ends there."""
+        self.max_tuple_depth = max_tuple_depth
+        """Deepest tuple-in-tuple nesting allowed (hashing recurses through it)."""
+        self.tuple_depths: dict[int, tuple[tuple[Any, ...], int]] = {}
+        """id -> (tuple, depth) for tuples that hold tuples; the tuple is kept so that its
+        id is not reused while the entry lives."""
         self.counts = [0] * 256
         """Runs of each opcode byte, filled by the loop."""
         self.result = PickleResult(start=start)

@@ -8,7 +8,7 @@ from typing import Any
 from ckptaudit.errors import PickleError
 from ckptaudit.pickle.nodes import Call, Global, PersId
 
-__all__ = ["Event", "PickleResult"]
+__all__ = ["Event", "PickleResult", "describe_skips"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +58,27 @@ class PickleResult:
     frame_end: int | None = None
     """Where the FRAME holding STOP ends, when bytes of it remain after STOP: CPython reads a
     whole frame at once, so a loader may start its next pickle there rather than at ``end``."""
+    crossings: list[tuple[int, int]] = field(default_factory=list)
+    """Reads that run past the end of a FRAME, as (where the read starts, where the frame
+    ends): a reader from a file skips from the first to the second (see
+    :mod:`ckptaudit.pickle.frames`)."""
+    readings: list[PickleResult] = field(default_factory=list)
+    """The other readings of the stream, by readers from a file that skip at crossings
+    (each with ``skips`` set); empty when every loader reads it the same way."""
+    skips: tuple[tuple[int, int], ...] = ()
+    """For one of those readings: the crossings where its reader skips, as (where the read
+    starts, where the frame ends, and so where the read takes its bytes from)."""
+    readings_cut: bool = False
+    """True when more readings exist than the limits let ckptaudit run."""
+
+
+def describe_skips(skips: tuple[tuple[int, int], ...]) -> str:
+    """A reading's skips in words, for unit labels."""
+    return (
+        "as a file reader reads it ("
+        + "; ".join(
+            f"the read at byte {at} taken from the frame's end at byte {frame_end}"
+            for at, frame_end in skips
+        )
+        + ")"
+    )
