@@ -1,10 +1,11 @@
 """The README's first commands, run as a new user runs them: in a fresh clone, a fresh venv.
 
-``make demo`` builds its own environment (the package and the pinned torch, nothing of the
-development stack) and shows the broken and the fixed checkpoint; the install lines of the
-README work as written (ckptaudit is on no registry: a clone, or a git URL). ``make test``
-runs this suite; here it is checked that it adds the development tools on top of the demo's
-environment, not run again inside itself.
+The install lines of the README work as written (ckptaudit is on no registry: a clone, or a
+git URL): ``make integration``. ``make demo`` builds its own environment (the package and the
+pinned torch, nothing of the development stack) and shows the broken and the fixed
+checkpoint: it installs torch, so it runs with the other extras (``make extras``); ``make
+test`` runs this suite, so here it is only checked that it adds the development tools on top
+of the demo's environment, not run again inside itself.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from pathlib import Path
 
 import pytest
 from integration_helpers import REPO, clean_env, distributions, make_venv, run
-
-pytestmark = pytest.mark.integration
 
 _DEV_ONLY = {"pytest", "mypy", "ruff", "hypothesis", "moto", "distributed", "dask", "s3fs"}
 
@@ -37,6 +36,7 @@ def clone(snapshot: Path, tmp_path: Path) -> Path:
     return target
 
 
+@pytest.mark.integration
 def test_the_readme_install_line_works_in_a_fresh_clone_and_venv(
     clone: Path, tmp_path: Path, checkpoints: dict[str, Path]
 ) -> None:
@@ -60,6 +60,7 @@ def test_the_readme_install_line_works_in_a_fresh_clone_and_venv(
     assert "Would install ckptaudit-" in resolved.stdout, resolved.stdout
 
 
+@pytest.mark.extras  # installs torch into a fresh venv: a minute, with the other extras
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")
 def test_make_demo_in_a_fresh_clone_builds_only_what_the_demo_needs(clone: Path) -> None:
     started = time.perf_counter()
