@@ -1,21 +1,29 @@
 # Two entry points a new machine needs: `make demo` and `make test`.
-# Both create .venv on first use; torch is pinned to the local CPU build.
+# Both create .venv on first use; torch is pinned to the local CPU build. `make demo` installs
+# only the package and torch (DEMO_STAMP); `make test` adds the development stack on top
+# (STAMP): a first `make demo` never waits for mypy, moto or dask.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 DEMO   := build/demo
+TORCH  := torch==2.13.0
 
 .PHONY: demo test check lint typecheck unit integration extras sanitize compat coverage clean policy
 
-$(STAMP): pyproject.toml setup.py requirements-dev.txt $(wildcard src/ckptaudit/pickle/*.[ch]) \
-          src/ckptaudit/_version.py
-	python3 -m venv $(VENV)
+# The package (editable, compiled core built in place) and the pinned torch: all `make demo` needs.
+$(DEMO_STAMP): pyproject.toml setup.py $(wildcard src/ckptaudit/pickle/*.[ch]) \
+               src/ckptaudit/_version.py
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e . $(TORCH)
+	touch $(DEMO_STAMP)
+
+$(STAMP): $(DEMO_STAMP) requirements-dev.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q -e .
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	@mkdir -p $(DEMO)
 	$(PY) -m ckptaudit demo morphogenetic -o $(DEMO)/morphogenetic-legacy.pt
 	$(PY) -m ckptaudit demo morphogenetic --fixed -o $(DEMO)/morphogenetic-fixed.pt
@@ -33,10 +41,12 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The suite runs twice: with the compiled dispatch loop (which must have been built) and
-# with the pure-Python one that machines without a C compiler use.
+# with the pure-Python one that machines without a C compiler use. Tests marked `once` (the
+# command line, reports and torch's loader in new processes: nothing of the core) run in the
+# first pass only.
 unit: $(STAMP)
 	CKPTAUDIT_REQUIRE_COMPILED=1 $(PY) -m pytest -q
-	CKPTAUDIT_PURE_PYTHON=1 $(PY) -m pytest -q
+	CKPTAUDIT_PURE_PYTHON=1 $(PY) -m pytest -q -m "not integration and not extras and not once"
 
 # Tests that drive the real tools (build, twine, pip into fresh venvs, pre-commit) in temp
 # dirs: about a minute and a half, so they run once here, not in both core runs above.

@@ -3,8 +3,9 @@
 Usage (from the repository root): python tools/make_findings_doc.py [--out FILE]
 
 Builds the legacy and fixed PPO and morphogenetic checkpoints into build/examples/ and writes
-the findings document with `ckptaudit report`. Needs torch (for the examples and for torch's
-exact error messages).
+the findings document with `ckptaudit report --torch-check`. Needs torch (for the examples and
+for torch's own error messages). The document's verification command is the plan's script
+building the fixed examples and auditing them: it works in a fresh clone and exits 0.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ import sys
 from pathlib import Path
 
 EXAMPLES = (
-    ("ppo", False), ("morphogenetic", False), ("ppo", True), ("morphogenetic", True),
+    ("ppo", False),
+    ("morphogenetic", False),
+    ("ppo", True),
+    ("morphogenetic", True),
 )
+
+VERIFICATION = "python scripts/checkpoint_audit.py --generate-test --generate-morphogenetic --fixed"
+"""Builds the fixed agent and model in a temporary folder and audits them: exit status 0."""
 
 
 def build(folder: str) -> list[str]:
@@ -41,7 +48,9 @@ def main() -> int:
 
     paths = build("build/examples")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    return cli(["report", *paths, "-o", args.out])
+    return cli(
+        ["report", *paths, "-o", args.out, "--torch-check", "--verification", VERIFICATION]
+    )
 
 
 if __name__ == "__main__":

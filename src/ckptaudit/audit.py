@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import io
 import os
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ckptaudit.checks import FileFacts, check_file, rule_for
-from ckptaudit.errors import InputError, LimitExceeded, UsageError
+from ckptaudit.errors import InputError, LimitExceeded, missing_extra
 from ckptaudit.findings import AuditStats, Category, ContainerFormat, FileReport, Status
 from ckptaudit.formats import BytesSource, Container, FileSource, PickleUnit, Source, read_container
 from ckptaudit.formats.remote import is_url
@@ -26,7 +27,31 @@ __all__ = [
     "audit_path",
     "audit_source",
     "audit_url",
+    "unreadable_report",
 ]
+
+_OPEN_ERRORS = {
+    errno.ENOENT: "no such file",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EISDIR: "is a directory",
+    errno.ENOTDIR: "no such file (a parent is not a directory)",
+}
+
+
+def unreadable_report(name: str, exc: OSError, seconds: float = 0.0) -> FileReport:
+    """The report of a file that could not be opened: status ``error``, the reason in a few
+    words, and no finding (nothing was read, so nothing is claimed about the contents)."""
+    reason = _OPEN_ERRORS.get(exc.errno or 0) or str(exc.strerror or exc).lower()
+    return FileReport(
+        path=name,
+        format=ContainerFormat.UNKNOWN,
+        status=Status.ERROR,
+        weights_only_compatible=False,
+        error=f"cannot read: {reason}",
+        stats=AuditStats(seconds=seconds),
+    )
+
 
 def _error_report(
     name: str, message: str, category: Category, started: float, read: int
@@ -154,11 +179,11 @@ def audit_file(
     try:
         source = FileSource(name)
     except OSError as exc:
-        message = f"cannot open: {exc.strerror or exc}"
-        return _error_report(name, message, Category.MALFORMED, started, 0)
+        return unreadable_report(name, exc, time.perf_counter() - started)
     try:
         if os.path.isdir(name):
-            return _error_report(name, "is a directory", Category.MALFORMED, started, 0)
+            error = IsADirectoryError(errno.EISDIR, "is a directory", name)
+            return unreadable_report(name, error, time.perf_counter() - started)
         return audit_source(source, policy=policy, limits=limits)
     finally:
         source.close()
@@ -175,7 +200,7 @@ def audit_url(
 
     Only what the audit needs is transferred (for a torch zip: the first and last 64 KiB and
     data.pkl), never the tensor storages; ``report.stats.bytes_read`` is what came over the
-    network. Needs fsspec (``pip install 'ckptaudit[remote]'``).
+    network. Needs fsspec (the ``remote`` extra).
 
     Raises:
         UsageError: fsspec, or the package for the URL's protocol, is not installed.
@@ -215,7 +240,7 @@ def audit_object(
     try:
         import torch
     except ImportError:  # pragma: no cover - exercised only without torch
-        raise UsageError("audit_object needs torch: pip install 'ckptaudit[torch]'") from None
+        raise missing_extra("audit_object", "torch") from None
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return audit_bytes(buffer.getvalue(), name="<object>", policy=policy, limits=limits)

@@ -1,23 +1,29 @@
 """The command line: parse arguments, call the library, print, exit. Nothing else prints.
 
 Exit status of ``ckptaudit audit``: 0 nothing at or above --fail-on; 1 a file at or above it;
-2 usage error; 3 a file could not be read (and nothing worse).
+2 usage error (a path that does not exist, an output that cannot be written); 3 a file could
+not be read (and nothing worse).
+
+``--summary`` and ``-q`` are a *detail level* of the text format, not output formats of their
+own: they say how much of each file's report a person sees, while the exit status, --fail-on
+and -o work as always, and the machine formats (JSON, SARIF...) always carry everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, TypeVar
 
 from ckptaudit._compat import assert_never
 from ckptaudit._version import __version__
-from ckptaudit.errors import CkptAuditError, UsageError
+from ckptaudit.errors import CkptAuditError, UsageError, missing_extra
 from ckptaudit.findings import FileReport, Severity, Status, TextEnum
-from ckptaudit.report import OutputFormat
+from ckptaudit.report import Detail, OutputFormat, RenderOptions
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "FailOn", "main"]
 
@@ -37,7 +43,8 @@ class FailOn(TextEnum):
     DANGEROUS = "dangerous"
     """A dangerous file."""
     NEVER = "never"
-    """Nothing: exit 0 whatever was found, unreadable files included."""
+    """Nothing: exit 0 whatever was found, unreadable files included (they are still
+    reported); a path that does not exist is a usage error all the same (exit 2)."""
 
     def fails(self, report: FileReport) -> bool:
         """Whether this report makes the run fail under this setting."""
@@ -144,6 +151,30 @@ def _build_parser() -> argparse.ArgumentParser:
         "is audited",
     )
     audit.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    detail = audit.add_mutually_exclusive_group()
+    detail.add_argument(
+        "--summary",
+        action="store_const",
+        const=Detail.SUMMARY,
+        dest="detail",
+        help="text: one line per file (verdict, issue count, what is wrong) and the totals",
+    )
+    detail.add_argument(
+        "-q",
+        "--quiet",
+        action="store_const",
+        const=Detail.QUIET,
+        dest="detail",
+        help="text: only the files that fail the run (--fail-on) or cannot be read, one line "
+        "each, and the totals",
+    )
+    audit.add_argument(
+        "--torch-check",
+        action="store_true",
+        help="text and markdown: quote the installed torch's own error, from its weights_only "
+        "unpickler run over each file's pickle (tensor storages are never read); without it "
+        "the error is ckptaudit's prediction, labelled so",
+    )
     audit.add_argument(
         "--fail-on",
         type=_fail_on,
@@ -168,7 +199,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--dask",
         metavar="SCHEDULER_ADDRESS",
         help="audit on the workers of an existing Dask cluster (e.g. tcp://host:8786) "
-        "instead of local processes; needs ckptaudit[dask]",
+        "instead of local processes; needs the 'dask' extra",
     )
     audit.add_argument(
         "--revision",
@@ -181,9 +212,17 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("paths", nargs="+", metavar="PATH")
     report.add_argument("-o", "--output", metavar="FILE", required=True)
     report.add_argument(
-        "--no-torch",
+        "--torch-check",
         action="store_true",
-        help="do not ask the installed torch for its exact error messages",
+        help="quote the installed torch's own error, from its weights_only unpickler run over "
+        "each file's pickle (tensor storages are never read); without it the error is "
+        "ckptaudit's prediction, labelled so",
+    )
+    report.add_argument(
+        "--verification",
+        metavar="CMD",
+        help="the command the Verification section gives (default: ckptaudit audit of the "
+        "files that fail)",
     )
     _add_policy_options(report)
 
@@ -217,12 +256,37 @@ def _policy(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return policy.with_trusted(args.trust) if args.trust else policy
 
 
+def _check_output(output: str | None) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if not output:
+        return
+    if os.path.isdir(output):
+        raise UsageError(f"cannot write {output}: is a directory")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot write {output}: no such directory {parent}")
+
+
+def _write_atomic(output: str, write: Callable[[IO[str]], None]) -> None:
+    """Write ``output`` under a temporary name beside it, then rename; on failure, remove
+    the temporary file and raise a usage error naming the cause."""
+    tmp = f"{output}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            write(handle)
+        os.replace(tmp, output)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise UsageError(f"cannot write {output}: {(exc.strerror or str(exc)).lower()}") from None
+
+
 def _emit(text: str, output: str | None, markup: bool) -> None:
     if output:
-        tmp = f"{output}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        def write(handle: IO[str]) -> None:
             handle.write(text)
-        os.replace(tmp, output)
+
+        _write_atomic(output, write)
         return
     if markup:
         from rich.console import Console
@@ -269,11 +333,79 @@ def _exit_code(outcomes: Iterable[tuple[Status, bool]], fail_on: frozenset[FailO
     return EXIT_OK
 
 
+def _check_paths(paths: Iterable[str]) -> None:
+    """A local path that does not exist is a usage error (a typo), not an unreadable file."""
+    from ckptaudit.formats.remote import is_url
+
+    for path in paths:
+        if not is_url(path) and not os.path.lexists(path):
+            raise UsageError(f"no such file or directory: {path}")
+
+
+def _torch_checks(reports: Sequence[FileReport], policy: Any, wanted: bool) -> dict[str, Any]:
+    """torch's own answer for each file that fails (``--torch-check``), by path."""
+    if not wanted:
+        return {}
+    from ckptaudit.torch_oracle import torch_available, torch_check
+
+    if not torch_available():
+        raise missing_extra("--torch-check", "torch")
+    allow = sorted(policy.extra_allowed)
+    return {r.path: torch_check(r.path, allow=allow) for r in reports if r.findings}
+
+
+def _recommended_code(reports: Sequence[FileReport], policy: Any) -> str | None:
+    """The findings document's code changes, generated by migrate's planner (a dry run: it
+    reads each failing file's pickle again and writes nothing)."""
+    from ckptaudit.migrate import migrate
+    from ckptaudit.migrate.codegen import render_recommended_code
+
+    manifests = []
+    for r in reports:
+        if r.status is not Status.INCOMPATIBLE:
+            continue  # compatible: nothing to change; dangerous or unreadable: not converted
+        try:
+            manifests.append(
+                migrate(
+                    r.path, f"{r.path}.fixed.pt", dry_run=True, write_manifest=False, policy=policy
+                )
+            )
+        except CkptAuditError:
+            continue  # refused (not convertible): the document's advice by kind covers it
+    return render_recommended_code(manifests) or None
+
+
+def _render_options(
+    args: argparse.Namespace, reports: Sequence[FileReport], policy: Any, fmt: OutputFormat
+) -> RenderOptions:
+    markup = fmt is OutputFormat.TEXT and not args.output and sys.stdout.isatty()
+    shows_errors = fmt is OutputFormat.MARKDOWN or args.detail in (None, Detail.FULL)
+    checks = _torch_checks(reports, policy, args.torch_check and shows_errors)
+    recommended = _recommended_code(reports, policy) if fmt is OutputFormat.MARKDOWN else None
+    return RenderOptions(
+        markup=markup,
+        detail=args.detail or Detail.FULL,
+        fails=lambda r: _fails(r, args.fail_on),
+        torch_checks=checks,
+        recommended_code=recommended,
+        verification=getattr(args, "verification", None),
+    )
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     from ckptaudit.report import render
     from ckptaudit.runner import audit_paths
 
+    if args.detail is not None and args.format is not OutputFormat.TEXT:
+        raise UsageError(
+            f"--summary and -q shape the text format; --format {args.format} always carries "
+            "every finding"
+        )
+    if args.torch_check and args.format not in (OutputFormat.TEXT, OutputFormat.MARKDOWN):
+        raise UsageError("--torch-check quotes torch's error in the text and markdown formats")
     policy = _policy(args)
+    _check_output(args.output)
+    _check_paths(args.paths)
     _core_notice()
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -281,6 +413,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         from ckptaudit.formats.hub import paths_at_revision
 
         args.paths = paths_at_revision(args.paths, args.revision)
+    # Drawn on stderr, so only a terminal there matters: stdout may be a file.
     progress = not args.no_progress and sys.stderr.isatty()
     if args.format is OutputFormat.JSONL:
         return _stream_jsonl(args, policy, progress)
@@ -289,8 +422,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     )
     if not reports:
         raise UsageError("no checkpoint files found under the given paths")
-    markup = args.format is OutputFormat.TEXT and not args.output and sys.stdout.isatty()
-    _emit(render(reports, args.format, policy, markup=markup), args.output, markup)
+    options = _render_options(args, reports, policy, args.format)
+    _emit(render(reports, args.format, policy, options=options), args.output, options.markup)
     return _exit_code(((r.status, _fails(r, args.fail_on)) for r in reports), args.fail_on)
 
 
@@ -303,18 +436,17 @@ def _stream_jsonl(args: argparse.Namespace, policy: Any, progress: bool) -> int:
         args.paths, policy=policy, jobs=args.jobs, progress=progress, dask=args.dask
     )
     outcomes: list[tuple[Status, bool]] = []
-    tmp = f"{args.output}.tmp-{os.getpid()}" if args.output else None
-    out = open(tmp, "w", encoding="utf-8") if tmp else sys.stdout  # noqa: SIM115
-    try:
+
+    def write(out: IO[str]) -> None:
         for report in reports:
             outcomes.append((report.status, _fails(report, args.fail_on)))
             out.write(jsonl_line(report, policy))
             out.flush()
-    finally:
-        if tmp:
-            out.close()
-    if tmp and args.output:
-        os.replace(tmp, args.output)
+
+    if args.output:
+        _write_atomic(args.output, write)
+    else:
+        write(sys.stdout)
     if not outcomes:
         raise UsageError("no checkpoint files found under the given paths")
     return _exit_code(outcomes, args.fail_on)
@@ -325,13 +457,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ckptaudit.runner import audit_paths
 
     policy = _policy(args)
+    _check_output(args.output)
+    _check_paths(args.paths)
     _core_notice()
     reports = audit_paths(args.paths, policy=policy, jobs=1, progress=False)
     if not reports:
         raise UsageError("no checkpoint files found under the given paths")
-    if args.no_torch:
-        os.environ["CKPTAUDIT_NO_TORCH"] = "1"
-    _emit(render(reports, OutputFormat.MARKDOWN, policy), args.output, False)
+    args.detail = None
+    args.fail_on = frozenset({FailOn.INCOMPATIBLE})
+    options = _render_options(args, reports, policy, OutputFormat.MARKDOWN)
+    _emit(render(reports, OutputFormat.MARKDOWN, policy, options=options), args.output, False)
     print(f"wrote {args.output} ({len(reports)} checkpoints)")
     return EXIT_OK
 
@@ -357,14 +492,32 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    output = args.output or f"{args.which}-{'fixed' if args.fixed else 'legacy'}.pt"
+    _check_output(output)
     try:
         from ckptaudit_demo import build_checkpoint
     except ImportError as exc:
-        raise UsageError(f"the demo needs torch (pip install 'ckptaudit[torch]'): {exc}") from None
-    output = args.output or f"{args.which}-{'fixed' if args.fixed else 'legacy'}.pt"
-    path = build_checkpoint(args.which, args.fixed, output)
-    print(f"saved {path}")
+        raise missing_extra(f"the demo ({exc})", "torch") from None
+    with _replaced_on_success(output) as tmp:
+        build_checkpoint(args.which, args.fixed, tmp)
+    print(f"saved {output}")
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _replaced_on_success(output: str) -> Iterator[str]:
+    """A temporary name beside ``output``, renamed over it when the block succeeds and
+    removed when it fails, so that a failed write leaves nothing behind."""
+    tmp = f"{output}.tmp-{os.getpid()}"
+    try:
+        yield tmp
+        os.replace(tmp, output)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, (OSError, RuntimeError)):  # torch.save reports I/O as RuntimeError
+            raise UsageError(f"cannot write {output}: {exc}") from None
+        raise
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:

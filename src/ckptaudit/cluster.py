@@ -4,7 +4,7 @@ Files (local paths that every worker sees, or URLs each worker reads by ranged r
 are cut into batches; a bounded number of batches is in flight at once, so a list of a
 million checkpoints neither floods the scheduler with futures nor waits on one straggler
 to submit more. Reports come back in input order. Needs ``distributed``
-(``pip install 'ckptaudit[dask]'``); the workers need ckptaudit installed too.
+(the ``dask`` extra); the workers need ckptaudit installed too.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ckptaudit.audit import audit_path
-from ckptaudit.errors import UsageError
+from ckptaudit.errors import UsageError, missing_extra
 from ckptaudit.findings import FileReport
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.policy.torch_policy import Policy, load_policy
@@ -35,7 +35,7 @@ def _client(address: str, timeout: float) -> Any:
     try:
         from distributed import Client as _Client
     except ImportError:
-        raise UsageError("--dask needs distributed: pip install 'ckptaudit[dask]'") from None
+        raise missing_extra("--dask", "dask") from None
     try:
         client: Any = _Client  # distributed is untyped
         return client(address, set_as_default=False, timeout=timeout)

@@ -21,6 +21,7 @@ report with ``status="error"``. Anything else escaping is a bug.
 from __future__ import annotations
 
 __all__ = [
+    "EXTRAS",
     "CkptAuditError",
     "ContainerError",
     "InputError",
@@ -32,7 +33,17 @@ __all__ = [
     "UnknownFormatError",
     "UsageError",
     "VerificationFailed",
+    "missing_extra",
 ]
+
+EXTRAS: dict[str, str] = {
+    "torch": "torch==2.13.0",
+    "remote": "fsspec aiohttp huggingface_hub",
+    "s3": "fsspec aiohttp s3fs",
+    "dask": "distributed",
+}
+"""Every extra of the package, with what it installs (a test keeps this equal to
+pyproject.toml's extras). torch is pinned: unpinned, it resolves to a multi-GB CUDA build."""
 
 
 class CkptAuditError(Exception):
@@ -82,3 +93,12 @@ class MigrationRefused(MigrationError):
 
 class VerificationFailed(MigrationError):
     """The migrated file failed verification and was removed."""
+
+
+def missing_extra(what: str, extra: str) -> UsageError:
+    """The error for a feature whose extra is not installed, with an install line that works:
+    ckptaudit is on no registry, so installing ``ckptaudit[x]`` by name would not."""
+    return UsageError(
+        f"{what} needs the {extra!r} extra: pip install {EXTRAS[extra]} "
+        f"(or pip install '.[{extra}]' in a clone of ckptaudit)"
+    )

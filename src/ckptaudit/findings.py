@@ -7,14 +7,17 @@ value that renderers read and never change.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "ISSUE_SEVERITIES",
     "AuditStats",
     "Category",
     "ContainerFormat",
     "FileReport",
     "Finding",
+    "Issue",
     "Kind",
     "Remedy",
     "Severity",
@@ -129,8 +132,11 @@ class Kind(TextEnum):
     """What an offending object looks like, read from the pickle's shape."""
 
     ENUM = "enum"
-    DATACLASS = "dataclass"
     OBJECT = "object"
+    """An instance of a class: NEWOBJ (or a REDUCE of the class), usually with a state dict
+    set by BUILD. A dataclass and a plain class pickle to the same bytes."""
+    DATACLASS = "object"
+    """Alias of :attr:`OBJECT` (the bytes cannot tell a dataclass from a plain class)."""
     MODULE = "nn.Module"
     CONTAINER = "container"
     DATETIME = "datetime"
@@ -175,6 +181,82 @@ class Finding:
     """Which pickle inside the container (zip member, legacy part), if not the main one."""
     opcode: str | None = None
     """Opcode name for opcode-level findings."""
+
+
+ISSUE_SEVERITIES = frozenset({Severity.INCOMPATIBLE, Severity.ERROR, Severity.DANGEROUS})
+"""What makes a finding an issue: torch would refuse the file, it could not be analysed, or
+loading it could run code. ``info`` changes nothing, and ``untrusted`` code (CKA304) is a
+note for whoever would load without weights_only or allowlist: weights_only=True never runs
+it, so it stands in no file's way and is listed apart, never counted."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Issue:
+    """One offending thing in a file (a global, an opcode, or a file-level problem), with every
+    rule it breaks and every place it sits.
+
+    The one definition of an issue: every output (text, JSON, Markdown, the plan's script)
+    lists these and counts :attr:`count` places, so that a deque that breaks two rules at one
+    path is one line and one issue everywhere.
+    """
+
+    subject: str
+    """The global (``module.name``), ``opcode NAME``, or the category of a file-level problem."""
+    kind: Kind
+    """What the object looks like (from the first finding)."""
+    severity: Severity
+    """The worst severity among its findings."""
+    remedy: Remedy
+    """The remedy of its worst finding."""
+    hint: str
+    """How to fix it (the hint of its worst finding)."""
+    count: int
+    """Places it sits (objects or opcode uses): the most any one of its rules counted, since
+    each rule counts the same objects of this subject."""
+    paths: tuple[str, ...]
+    """Object paths of the first places (every rule's, deduplicated, capped)."""
+    member: str | None
+    """Which pickle inside the container, if not the main one."""
+    findings: tuple[Finding, ...]
+    """Its findings, worst first: one per rule."""
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The rule codes it breaks."""
+        return tuple(f.rule for f in self.findings)
+
+
+def _subject(f: Finding) -> str:
+    if f.global_name:
+        return f.global_name
+    return f"opcode {f.opcode}" if f.opcode else str(f.category)
+
+
+def group_findings(findings: Iterable[Finding]) -> tuple[Issue, ...]:
+    """Group findings by what they are about (subject and pickle member), worst first."""
+    groups: dict[tuple[str, str | None], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((_subject(f), f.member), []).append(f)
+    out = []
+    for (subject, member), group in groups.items():
+        group.sort(key=lambda f: -f.severity)
+        head = group[0]
+        paths = tuple(dict.fromkeys(p for f in group for p in f.paths))
+        out.append(
+            Issue(
+                subject=subject,
+                kind=head.kind,
+                severity=head.severity,
+                remedy=head.remedy,
+                hint=head.hint,
+                count=max(max(f.count for f in group), len(paths)),
+                paths=paths,
+                member=member,
+                findings=tuple(group),
+            )
+        )
+    out.sort(key=lambda i: -i.severity)
+    return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,3 +316,23 @@ class FileReport:
     def worst(self) -> Severity | None:
         """The worst severity among the findings, or None when there are none."""
         return max((f.severity for f in self.findings), default=None)
+
+    @property
+    def issues(self) -> tuple[Issue, ...]:
+        """What stands between the file and weights_only=True, or makes it unsafe: the
+        findings of :data:`ISSUE_SEVERITIES`, one :class:`Issue` per subject."""
+        return tuple(
+            i for i in group_findings(self.findings) if i.severity in ISSUE_SEVERITIES
+        )
+
+    @property
+    def issue_count(self) -> int:
+        """The number of issues: the places of every :attr:`issues` entry, summed."""
+        return sum(i.count for i in self.issues)
+
+    @property
+    def notes(self) -> tuple[Issue, ...]:
+        """The findings that are not issues (info, untrusted code), grouped the same way."""
+        return tuple(
+            i for i in group_findings(self.findings) if i.severity not in ISSUE_SEVERITIES
+        )

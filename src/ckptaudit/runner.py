@@ -115,9 +115,12 @@ class _ProgressBar:
     """A rich progress bar on stderr; rich is imported only when one is drawn."""
 
     def __init__(self, total: int) -> None:
+        from rich.console import Console
         from rich.progress import Progress
 
-        self._bar: Any = Progress(transient=True)
+        # stderr: stdout carries the report, often redirected to a file while the run is
+        # watched on a terminal (`ckptaudit audit runs/ > report.txt`).
+        self._bar: Any = Progress(transient=True, console=Console(stderr=True))
         self._task = self._bar.add_task("auditing", total=total)
         self._bar.start()
 

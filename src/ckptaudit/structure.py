@@ -14,6 +14,7 @@ from ckptaudit.pickle.vm import PickleResult
 __all__ = [
     "STORAGE_TYPES",
     "StorageRef",
+    "ndarray_info",
     "storage_ref",
     "storage_refs",
     "summarize",
@@ -60,6 +61,12 @@ _PARAMETER_REBUILDS = frozenset(
     }
 )
 _SUBCLASS_REBUILD = "torch._tensor._rebuild_from_type_v2"
+_NDARRAY_RECONSTRUCT = frozenset(
+    {"numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct"}
+)
+# numpy's dtype strings ('f4', 'i8', 'c16'): kind letter -> name, to which the bits are added.
+_NUMPY_KINDS = {"f": "float", "i": "int", "u": "uint", "c": "complex"}
+_NUMPY_NAMED = {"b1": "bool", "O8": "object", "O4": "object", "O": "object"}
 
 
 class StorageRef(NamedTuple):
@@ -157,6 +164,33 @@ def tensor_info(node: Any, _depth: int = 0) -> tuple[str, tuple[int, ...] | None
     return None
 
 
+def _numpy_dtype(node: Any) -> str:
+    """The dtype name of a ``numpy.dtype('f4', False, True)`` call: ``float32``."""
+    args = node.args if isinstance(node, Call) and type(node.args) is tuple else ()
+    code = args[0] if args and type(args[0]) is str else None
+    if code is None:
+        return "?"
+    if code in _NUMPY_NAMED:
+        return _NUMPY_NAMED[code]
+    kind, size = code[:1], code[1:]
+    if kind in _NUMPY_KINDS and size.isdigit():
+        return f"{_NUMPY_KINDS[kind]}{int(size) * 8}"
+    return code  # strings ('U2'), bytes ('S3'), records: numpy's own spelling
+
+
+def ndarray_info(node: Call) -> tuple[tuple[int, ...] | None, str] | None:
+    """(shape, dtype) of a pickled numpy array (``_reconstruct`` then BUILD), else None."""
+    if _global_name(node) not in _NDARRAY_RECONSTRUCT:
+        return None
+    state = node.state
+    if type(state) is not tuple or len(state) < 5:
+        return (None, "?")
+    shape = state[1] if type(state[1]) is tuple else None
+    if shape is not None and not all(type(d) is int and d >= 0 for d in shape):
+        shape = None
+    return (shape, _numpy_dtype(state[2]))
+
+
 def summarize(value: Any) -> str:
     """Short type summary: ``dict[3 keys]``, ``Tensor[64, 3, 3, 3] float32``, ``SeedState``."""
     t = type(value)
@@ -186,7 +220,15 @@ def summarize(value: Any) -> str:
             label, shape, dtype = info
             dims = "?" if shape is None else ", ".join(str(d) for d in shape)
             return f"{label}[{dims}] {dtype}"
+        array = ndarray_info(value)
+        if array is not None:
+            shape, dtype = array
+            dims = "?" if shape is None else ", ".join(str(d) for d in shape)
+            return f"ndarray[{dims}] {dtype}"
         name = _global_name(value)
+        if name in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"):
+            args = value.args if type(value.args) is tuple else ()
+            return f"numpy {_numpy_dtype(args[0]) if args else '?'} scalar"
         if name == "_codecs.encode":
             return "bytes"
         if name is None:

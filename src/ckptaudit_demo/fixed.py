@@ -1,8 +1,9 @@
 """The example models after the fix: checkpoints hold only tensors and primitives.
 
 Seed state goes through :meth:`SeedState.to_dict`, the alpha schedule is stored as its config
-dict and rebuilt on load, and the agent's config and stats are flattened to numbers, strings
-and lists. Both checkpoints therefore load with ``torch.load(path, weights_only=True)``.
+dict under ``alpha_schedule_config`` (the plan's name) and rebuilt on load, and the agent's
+config and stats are flattened to numbers, strings and lists. Both checkpoints therefore load
+with ``torch.load(path, weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ class SeedSlot(SeedSlotBase):
         """Return the seed state as a dict, the alpha schedule as its config, and the flag."""
         return {
             "seed_state": self.seed_state.to_dict() if self.seed_state is not None else None,
-            "alpha_schedule": (
+            # The config, not the module: under its own name, so that no reader mistakes it
+            # for the module the legacy checkpoints hold under "alpha_schedule".
+            "alpha_schedule_config": (
                 self.alpha_schedule.to_config() if self.alpha_schedule is not None else None
             ),
             "isolate_gradients": self.isolate_gradients,
@@ -63,7 +66,7 @@ class SeedSlot(SeedSlotBase):
     def set_extra_state(self, state: Any) -> None:
         """Rebuild the seed state, the alpha schedule and, if needed, the seed module."""
         seed_state = state["seed_state"]
-        schedule = state["alpha_schedule"]
+        schedule = state["alpha_schedule_config"]
         self._restore(
             SeedState.from_dict(seed_state) if seed_state is not None else None,
             build_blend(schedule) if schedule is not None else None,

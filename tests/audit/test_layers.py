@@ -27,7 +27,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "checks": frozenset({"formats", "pickle", "policy", "structure"}),
     "audit": frozenset({"checks", "formats", "pickle", "policy", "structure"}),
     "discovery": frozenset({"formats"}),
-    "torch_oracle": frozenset(),
+    # Reads a file's pickle with the container readers, to hand it to torch (--torch-check).
+    "torch_oracle": frozenset({"formats", "pickle"}),
     "report": frozenset({"checks", "policy", "torch_oracle"}),
     "runner": frozenset({"audit", "cluster", "discovery", "formats", "pickle", "policy"}),
     "cluster": frozenset({"audit", "pickle", "policy"}),

@@ -246,7 +246,13 @@ def test_set_extra_state_round_trips_every_field(fixed_model: fixed.Morphogeneti
     assert extra["seed_state"]["stage"] == "BLENDING"
     assert extra["seed_state"]["stage_history"] == ["DORMANT", "GERMINATED", "TRAINING"]
     assert isinstance(extra["seed_state"]["stage_entered_at"], float)
-    assert extra["alpha_schedule"] == {"algorithm": "sigmoid", "steps": 10, "temperature": 1.0}
+    # The plan's name: the config, not the module, under its own key.
+    assert set(extra) == {"seed_state", "alpha_schedule_config", "isolate_gradients"}
+    assert extra["alpha_schedule_config"] == {
+        "algorithm": "sigmoid",
+        "steps": 10,
+        "temperature": 1.0,
+    }
 
     target = fixed.MorphogeneticModel().get_slot("mid")
     assert target.seed is None

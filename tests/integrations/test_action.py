@@ -156,7 +156,8 @@ def test_audit_step_options_and_hostile_input(tmp_path: Path) -> None:
     # An input is split into words and globbed, never evaluated.
     proc, outputs = run_step(AUDIT, ws, BIN, paths="models/good.pt $(touch pwned) `touch pwned2`")
     assert not (ws / "pwned").exists() and not (ws / "pwned2").exists()
-    assert outputs["exit-code"] == "3", proc.stdout  # the odd words are unreadable paths
+    # The odd words are paths that do not exist: a usage error, as any missing path.
+    assert outputs["exit-code"] == "2", proc.stdout
     _, outputs = run_step(AUDIT, ws, BIN, fail_on="sometimes")
     assert outputs["exit-code"] == "2"
 

@@ -83,7 +83,7 @@ def test_escaping_follows_the_documented_table() -> None:
     assert workflow_command("notice", "only a message") == "::notice::only a message"
 
 
-def test_one_annotation_per_file_with_every_finding() -> None:
+def test_one_annotation_per_file_with_every_issue_once() -> None:
     reports = [
         _report(
             "models/agent.pt",
@@ -101,16 +101,14 @@ def test_one_annotation_per_file_with_every_finding() -> None:
     assert len(commands) == 1  # the clean file has nothing to show
     cmd, props, message = parse(commands[0])
     assert cmd == "error"
-    assert props == {"file": "models/agent.pt", "title": "ckptaudit: INCOMPATIBLE (2 findings)"}
+    # One deque breaking two rules at the same places: one issue of 3 places, listed once.
+    assert props == {"file": "models/agent.pt", "title": "ckptaudit: INCOMPATIBLE (3 issues)"}
     assert "line" not in props  # a checkpoint is binary: no line to point at
     assert message.splitlines() == [
-        "torch would raise: Unsupported global: GLOBAL collections.deque",
-        "[CKA201] collections.deque is not an allowed global (3 occurrences)",
-        "  remedy: convert; hint: store list(d)",
-        "  at root['a']",
-        "  at root['b'][0]",
-        "  ... and 1 more",
-        "[CKA203] APPENDS on collections.deque (3 occurrences)",
+        "predicted error: Unsupported global: GLOBAL collections.deque",
+        "collections.deque (container): 3 places [CKA201, CKA203]",
+        "  [CKA201] collections.deque is not an allowed global",
+        "  [CKA203] APPENDS on collections.deque",
         "  remedy: convert; hint: store list(d)",
         "  at root['a']",
         "  at root['b'][0]",

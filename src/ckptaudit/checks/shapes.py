@@ -97,7 +97,9 @@ def shape_kind(node: Any) -> Kind:
         keys = {k for k in state.flat[0::2] if isinstance(k, str)}
         if {"_parameters", "_modules"} <= keys or {"_parameters", "_buffers"} <= keys:
             return Kind.MODULE
-        return Kind.DATACLASS
+        # A dataclass and a plain class pickle alike (NEWOBJ, then BUILD with vars(obj)):
+        # the bytes say "an object with a state dict", never which.
+        return Kind.OBJECT
     if node.items is not None or node.setitems is not None:
         return Kind.CONTAINER
     if node.opcode in ("NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ckptaudit.errors import UsageError
+from ckptaudit.errors import UsageError, missing_extra
 
 __all__ = ["HF_SCHEME", "at_revision", "paths_at_revision"]
 
@@ -33,9 +33,7 @@ def at_revision(url: str, revision: str) -> str:
 
         fs = fsspec.filesystem("hf")
     except ImportError as exc:
-        raise UsageError(
-            f"auditing hf:// URLs needs huggingface_hub: pip install 'ckptaudit[remote]' ({exc})"
-        ) from None
+        raise missing_extra(f"auditing hf:// URLs ({exc})", "remote") from None
     try:
         resolved = fs.resolve_path(url[len(HF_SCHEME) :], revision=revision)
     except (OSError, ValueError, NotImplementedError) as exc:

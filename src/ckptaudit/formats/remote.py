@@ -7,7 +7,7 @@ small read-ahead block so that the handful of reads a zip audit makes (first 4 K
 1 KiB, central directory, ``data.pkl``) cost two or three requests. ``bytes_read`` counts the
 body bytes actually transferred, read-ahead included.
 
-fsspec is an optional dependency (``pip install 'ckptaudit[remote]'``, plus ``s3fs`` for
+fsspec is an optional dependency (the ``remote`` extra, plus ``s3fs`` for
 ``s3://``); importing this module does not need it, only opening a URL does.
 """
 
@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from ckptaudit.errors import InputError, UsageError
+from ckptaudit.errors import InputError, UsageError, missing_extra
 
 __all__ = [
     "DEFAULT_READAHEAD",
@@ -52,10 +52,7 @@ def _fsspec() -> Any:
     try:
         import fsspec
     except ImportError:
-        raise UsageError(
-            "auditing a URL needs fsspec: pip install 'ckptaudit[remote]' "
-            "(and 'ckptaudit[s3]' for s3://)"
-        ) from None
+        raise missing_extra("auditing a URL (s3:// URLs: the 's3' extra)", "remote") from None
     return fsspec
 
 

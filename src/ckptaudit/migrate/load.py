@@ -13,7 +13,7 @@ import os
 import warnings
 from typing import Any, Literal
 
-from ckptaudit.errors import UsageError
+from ckptaudit.errors import UsageError, missing_extra
 from ckptaudit.findings import Status
 from ckptaudit.formats import BytesSource, FileSource, Source
 from ckptaudit.migrate.api import Prepared, _manifest, migrate_to_bytes, prepare
@@ -55,7 +55,7 @@ def load(
     try:
         import torch
     except ImportError:
-        raise UsageError("ckptaudit.load needs torch: pip install 'ckptaudit[torch]'") from None
+        raise missing_extra("ckptaudit.load", "torch") from None
     source: Source
     if isinstance(f, (bytes, bytearray, memoryview)):
         source = BytesSource(bytes(f), "<bytes>")

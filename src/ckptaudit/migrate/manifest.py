@@ -34,7 +34,7 @@ class Conversion:
     original: str
     """What it was: the global ``module.name`` of its class or function, or a label."""
     kind: str
-    """What kind of object it was (``datetime``, ``enum``, ``dataclass``, ``nn.Module``...)."""
+    """What kind of object it was (``datetime``, ``enum``, ``object``, ``nn.Module``...)."""
     became: str
     """What it became in the new file (``str (ISO 8601)``, ``dict``, ``state_dict``...)."""
     dropped: tuple[str, ...] = ()
@@ -73,7 +73,7 @@ class ClassInfo:
     name: str
     """``module.qualname`` of the class."""
     kind: str
-    """``dataclass``, ``object``, ``enum``, ``nn.Module``, ``namedtuple``, ``namespace``..."""
+    """``object``, ``enum``, ``nn.Module``, ``namedtuple``, ``namespace``..."""
     fields: tuple[tuple[str, str], ...] = ()
     """(field name, how its value is stored: ``enum SeedStage -> value``, ``datetime -> str``,
     ``deque -> list``, ``plain``)."""

@@ -312,7 +312,7 @@ def field_kind(node: Any, depth: int = 0) -> str:
     kind = shape_kind(node)
     if kind is Kind.MODULE:
         return f"module:{name}"
-    if kind in (Kind.DATACLASS, Kind.OBJECT):
+    if kind is Kind.OBJECT:
         return f"object:{name}"
     return "plain"
 
@@ -1006,7 +1006,6 @@ class Planner:
             keep_args = [a for a in args if not (type(a) is tuple and not a)]
             if keep_args and node.opcode in ("REDUCE", "NEWOBJ"):
                 dropped.append(f"constructor arguments {_preview(tuple(keep_args))}")
-            kind = "dataclass" if kind == "dataclass" and label not in _NAMESPACES else kind
             self.record(chain, label, kind, "dict", dropped=tuple(dropped))
             self.note_class(label, kind, tuple((str(k), field_kind(v)) for k, v in fields), chain)
             return out

@@ -9,7 +9,9 @@ from ckptaudit.findings import Kind
 
 __all__ = ["KIND_HINTS", "NEEDS_CONVERSION", "hint_for"]
 
-_DATETIME = "store a float timestamp (dt.timestamp()) or an ISO string (dt.isoformat())"
+# ISO text round-trips naive and aware values alike; a timestamp suits aware ones only (a naive
+# one's timestamp() assumes the machine's local zone).
+_DATETIME = "store dt.isoformat() (or dt.timestamp() if it has a timezone)"
 _PATH = "store str(path) and rebuild the Path when loading"
 _NUMPY = (
     "store arrays as tensors (torch.from_numpy(a)) and numpy scalars as Python scalars (x.item())"
@@ -80,8 +82,9 @@ _BY_PREFIX: tuple[tuple[str, Kind, str], ...] = (
 
 KIND_HINTS: dict[Kind, str] = {
     Kind.ENUM: "store member.name (or .value) and rebuild with Cls[name]",
-    Kind.DATACLASS: "store dataclasses.asdict(obj); add to_dict()/from_dict() to the class",
-    Kind.OBJECT: "store the object's fields as a dict (e.g. vars(obj)); add to_dict()/from_dict()",
+    # vars(obj) works for a dataclass and a plain class alike (dataclasses.asdict raises on
+    # the latter); the bytes cannot tell the two apart.
+    Kind.OBJECT: "store its fields as a dict (vars(obj)); add to_dict()/from_dict() to the class",
     Kind.MODULE: (
         "save module.state_dict() and its constructor config separately; rebuild the module "
         "and load_state_dict on load"

@@ -2,11 +2,11 @@
 
 Each file that is not plainly compatible becomes one command, for example::
 
-    ::error file=models/agent.pt,title=ckptaudit%3A INCOMPATIBLE (3 findings)::[CKA201] ...
+    ::error file=models/agent.pt,title=ckptaudit%3A INCOMPATIBLE (3 issues)::collections.deque ...
 
 which the Actions runner turns into an annotation on that file (the log keeps every line).
-One annotation per *file*, not per finding: GitHub shows at most 10 annotations of each level
-per step and drops the rest silently, and a single checkpoint easily has 10 findings.
+One annotation per *file*, not per issue: GitHub shows at most 10 annotations of each level
+per step and drops the rest silently, and a single checkpoint easily has 10 issues.
 
 Escaping follows GitHub's documented workflow-command syntax: in the message, ``%``, CR and
 LF become ``%25``, ``%0D`` and ``%0A`` (so a message may span lines); in a property, ``:`` and
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ckptaudit.findings import FileReport, Finding, Severity, Status
+from ckptaudit.findings import FileReport, Issue, Severity, Status
 from ckptaudit.report.escape import printable
 
 __all__ = ["escape_data", "escape_property", "render_github", "workflow_command"]
 
-_PATHS_SHOWN = 5  # per finding; the annotation is a summary, the JSON report has them all
+_PATHS_SHOWN = 5  # per issue; the annotation is a summary, the JSON report has them all
 _SHOWN_PER_LEVEL = 10  # GitHub's limit of annotations per level and step
 
 _LEVEL = {
@@ -56,32 +56,41 @@ def workflow_command(command: str, message: str, **properties: str) -> str:
     return f"::{command}{' ' + props if props else ''}::{escape_data(message)}"
 
 
-def _finding_lines(f: Finding) -> list[str]:
-    where = f" in {f.member}" if f.member else ""
-    times = f"{f.count} occurrence{'s' if f.count != 1 else ''}"
-    lines = [f"[{f.rule}] {f.message}{where} ({times})"]
-    if f.hint:
-        lines.append(f"  remedy: {f.remedy.value}; hint: {f.hint}")
-    lines.extend(f"  at {p}" for p in f.paths[:_PATHS_SHOWN])
-    if f.count > min(len(f.paths), _PATHS_SHOWN) and f.paths:
-        lines.append(f"  ... and {f.count - min(len(f.paths), _PATHS_SHOWN)} more")
+def _issue_lines(issue: Issue) -> list[str]:
+    where = f" in {issue.member}" if issue.member else ""
+    times = f"{issue.count} place{'s' if issue.count != 1 else ''}"
+    lines = [f"{issue.subject} ({issue.kind.value}){where}: {times} [{', '.join(issue.rules)}]"]
+    lines.extend(f"  [{f.rule}] {f.message}" for f in issue.findings)
+    if issue.hint:
+        lines.append(f"  remedy: {issue.remedy.value}; hint: {issue.hint}")
+    lines.extend(f"  at {p}" for p in issue.paths[:_PATHS_SHOWN])
+    shown = min(len(issue.paths), _PATHS_SHOWN)
+    if issue.count > shown and shown:
+        lines.append(f"  ... and {issue.count - shown} more")
     return lines
 
 
 def _annotation(r: FileReport) -> tuple[str, str] | None:
     """(level, command) for one file, or None when there is nothing to show."""
     worst = r.worst
+    if worst is None and r.status is Status.ERROR:
+        worst = Severity.ERROR  # could not be read at all: no finding, still an error
     if worst is None:
         return None
-    count = len(r.findings)
-    title = f"ckptaudit: {r.status.value.upper()} ({count} finding{'s' if count != 1 else ''})"
+    count = r.issue_count
+    title = f"ckptaudit: {r.status.value.upper()} ({count} issue{'s' if count != 1 else ''})"
     lines: list[str] = []
     if r.error:
         lines.append(f"error: {r.error}")
     if r.predicted_error and r.status is not Status.COMPATIBLE:
-        lines.append(f"torch would raise: {r.predicted_error}")
-    for f in r.findings:
-        lines.extend(_finding_lines(f))
+        lines.append(f"predicted error: {r.predicted_error}")
+    for issue in r.issues:
+        lines.extend(_issue_lines(issue))
+    notes = r.notes
+    if notes:
+        lines.append("not counted as issues:")
+        for issue in notes:
+            lines.extend(_issue_lines(issue))
     if r.unsafe_globals:
         lines.append(f"unsafe globals: {', '.join(r.unsafe_globals)}")
     level = _LEVEL[worst]

@@ -44,6 +44,7 @@ def report_dict(r: FileReport) -> dict[str, Any]:
         "error": r.error,
         "predicted_error": r.predicted_error,
         "unsafe_globals": list(r.unsafe_globals),
+        "issue_count": r.issue_count,
         "findings": [finding_dict(f) for f in r.findings],
         "top_level": [{"key": e.key, "summary": e.summary} for e in r.top_level],
         "stats": {

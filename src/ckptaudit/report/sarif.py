@@ -74,6 +74,17 @@ def render_sarif(reports: Sequence[FileReport], policy: Policy) -> str:
                     },
                 }
             )
+    # A file that could not be read has no finding (nothing is claimed about its contents):
+    # SARIF's place for "the tool could not analyse this" is a notification.
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": f"{r.path}: {r.error}"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": r.path}}}],
+        }
+        for r in reports
+        if r.error and not r.findings
+    ]
     doc = {
         "$schema": _SCHEMA,
         "version": "2.1.0",
@@ -87,6 +98,12 @@ def render_sarif(reports: Sequence[FileReport], policy: Policy) -> str:
                         "informationUri": "https://pypi.org/project/ckptaudit/",
                     }
                 },
+                "invocations": [
+                    {
+                        "executionSuccessful": not notifications,
+                        "toolExecutionNotifications": notifications,
+                    }
+                ],
                 "properties": {"torch": policy.torch_version},
                 "results": results,
             }
