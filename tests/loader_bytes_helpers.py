@@ -93,13 +93,25 @@ def torch_zip_with(members: dict[str, bytes], data_pkl: bytes | None = None) -> 
 def tensor_pickle(key: str = "0", numel: int = 1) -> bytes:
     """data.pkl of {'w': FloatTensor of ``numel`` elements in storage ``key``} (protocol 2)."""
     storage = (
-        b"(" + unicode_("storage") + global_("torch", "FloatStorage") + unicode_(key)
-        + unicode_("cpu") + b"J" + struct.pack("<i", numel) + b"tQ"
+        b"("
+        + unicode_("storage")
+        + global_("torch", "FloatStorage")
+        + unicode_(key)
+        + unicode_("cpu")
+        + b"J"
+        + struct.pack("<i", numel)
+        + b"tQ"
     )
     size = b"J" + struct.pack("<i", numel)
-    args = b"(" + storage + b"K\x00" + size + b"\x85K\x01\x85\x89" + global_(
-        "collections", "OrderedDict"
-    ) + b")Rt"
+    args = (
+        b"("
+        + storage
+        + b"K\x00"
+        + size
+        + b"\x85K\x01\x85\x89"
+        + global_("collections", "OrderedDict")
+        + b")Rt"
+    )
     tensor = global_("torch._utils", "_rebuild_tensor_v2") + args + b"R"
     return b"\x80\x02}" + unicode_("w") + tensor + b"s."
 
@@ -110,14 +122,35 @@ def same_member_directory(name: str, data: bytes, copies: int) -> bytes:
     crc = zlib.crc32(data)
     raw = name.encode()
     out = bytearray(
-        struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, len(data), len(data),
-                    len(raw), 0) + raw + data
+        struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, len(data), len(data), len(raw), 0
+        )
+        + raw
+        + data
     )
     central = bytearray()
     for i in range(copies):
         entry_name = f"{name}.{i}.pkl".encode()
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, crc,
-                               len(data), len(data), len(entry_name), 0, 0, 0, 0, 0, 0)
+        central += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            0,
+            0,
+            0,
+            crc,
+            len(data),
+            len(data),
+            len(entry_name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
         central += entry_name
     at = len(out)
     out += central
@@ -193,8 +226,9 @@ def loader_reaches(loader: str, path: Path, marker: Path) -> bool:
     script = f"PATH = {str(path)!r}\ntry:\n" + textwrap.indent(_LOADERS[loader], "    ")
     script += "\nexcept Exception:\n    pass\n"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    subprocess.run([sys.executable, "-c", script], env=env, timeout=300, check=False,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", script], env=env, timeout=300, check=False, capture_output=True
+    )
     return marker.exists()
 
 
@@ -230,14 +264,49 @@ def overlapping_members(payload: bytes, copies: int) -> bytes:
     out = bytearray()
     for i, name in enumerate(names):
         extra = (copies - 1 - i) * header
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, len(payload),
-                           len(payload), len(name), extra) + name
+        out += (
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                20,
+                0,
+                0,
+                0,
+                0,
+                crc,
+                len(payload),
+                len(payload),
+                len(name),
+                extra,
+            )
+            + name
+        )
     out += payload
     central = bytearray()
     for i, name in enumerate(names):
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, crc,
-                               len(payload), len(payload), len(name), 0, 0, 0, 0, 0,
-                               i * header) + name
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                0,
+                0,
+                0,
+                crc,
+                len(payload),
+                len(payload),
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                i * header,
+            )
+            + name
+        )
     at = len(out)
     out += central
     out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, copies, copies, len(central), at, 0)

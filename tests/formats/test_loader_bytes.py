@@ -214,7 +214,9 @@ def test_benign_zip_members_are_not_dangerous(tmp_path: Path) -> None:
 
 
 LEGACY_HEAD = (
-    b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b"."  # magic
+    b"\x80\x02\x8a\x0a"
+    + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+    + b"."  # magic
     + b"\x80\x02M\xe9\x03."  # protocol version 1001
 )
 

@@ -87,13 +87,9 @@ CROSSINGS = {
     # BININT's four bytes cross.
     "binint-arg": framed(b"(J\x01\x02", 4, b"\x03\x04K\x07l."),
     # A FRAME whose frame runs past the frame it sits in: read from the outer one's end.
-    "frame-in-frame": framed(
-        b"(K\x01\x95" + struct.pack("<Q", 3) + b"K", 13, b"K\x07K\x09l."
-    ),
+    "frame-in-frame": framed(b"(K\x01\x95" + struct.pack("<Q", 3) + b"K", 13, b"K\x07K\x09l."),
     # A FRAME that fits in what the frame it sits in still holds: nothing is read.
-    "frame-inside-frame": framed(
-        b"(K\x01\x95" + struct.pack("<Q", 2) + b"K\x02", 14, b"l."
-    ),
+    "frame-inside-frame": framed(b"(K\x01\x95" + struct.pack("<Q", 2) + b"K\x02", 14, b"l."),
     # A SHORT_BINUNICODE length byte sits at the end, its text past it: no crossing (the
     # text read starts exactly at the frame's end).
     "read-at-the-end": framed(b"\x8c\x03", 2, b"abc."),

@@ -32,17 +32,22 @@ def _global(qualified: str) -> Global:
 def test_bytes_wrapped_in_newobj_as_deep_as_the_file_likes() -> None:
     node: object = b"x"
     for _ in range(DEEP):
-        node = Call(_global("copyreg.__newobj__"), (_global("builtins.bytes"), node), None,
-                    "REDUCE", 0)
+        node = Call(
+            _global("copyreg.__newobj__"), (_global("builtins.bytes"), node), None, "REDUCE", 0
+        )
     assert as_bytes(node) is None  # refused past a few wrappers, not a RecursionError
-    one = Call(_global("copyreg.__newobj__"), (_global("builtins.bytes"), b"x"), None,
-               "REDUCE", 0)
+    one = Call(_global("copyreg.__newobj__"), (_global("builtins.bytes"), b"x"), None, "REDUCE", 0)
     assert as_bytes(one) == b"x"
 
 
 def test_numpy_shape_with_more_dimensions_than_numpy_allows() -> None:
-    state = (1, (1,) * DEEP, Call(_global("numpy.dtype"), ("f8", False, True), None,
-                                  "REDUCE", 0), False, b"\x00" * 8)
+    state = (
+        1,
+        (1,) * DEEP,
+        Call(_global("numpy.dtype"), ("f8", False, True), None, "REDUCE", 0),
+        False,
+        b"\x00" * 8,
+    )
     node = Call(_global("numpy.core.multiarray._reconstruct"), (), None, "REDUCE", 0)
     node.state, node.builds = state, 1
     with pytest.raises(NotConvertible, match="dimensions"):
