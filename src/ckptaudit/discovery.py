@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ckptaudit.formats.remote import expand_url, is_url
 
-__all__ = ["CHECKPOINT_SUFFIXES", "expand_inputs", "expand_paths"]
+__all__ = ["CHECKPOINT_NAMES", "CHECKPOINT_SUFFIXES", "expand_inputs", "expand_paths"]
 
 CHECKPOINT_SUFFIXES = frozenset(
     {
@@ -25,9 +25,14 @@ CHECKPOINT_SUFFIXES = frozenset(
         ".model",
         ".chkpt",
         ".pt2",
+        ".distcp",
     }
 )
 """File name endings a directory search treats as checkpoints."""
+
+CHECKPOINT_NAMES = frozenset({".metadata"})
+"""Whole file names a directory search treats as checkpoints: a torch.distributed.checkpoint
+directory's ``.metadata``, a pickle its loader unpickles beside the ``.distcp`` shards."""
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
@@ -59,4 +64,4 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 def _looks_like_checkpoint(name: str) -> bool:
     lower = name.lower()
-    return any(lower.endswith(suffix) for suffix in CHECKPOINT_SUFFIXES)
+    return lower in CHECKPOINT_NAMES or any(lower.endswith(s) for s in CHECKPOINT_SUFFIXES)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
-from ckptaudit.errors import ContainerError, InputError
+from ckptaudit.errors import ContainerError, InputError, LimitExceeded
 from ckptaudit.findings import Category, ContainerFormat
 from ckptaudit.formats.interface import Container, ContainerIssue, PickleUnit
 from ckptaudit.formats.source import BytesSource, SliceSource, Source
@@ -15,7 +16,7 @@ from ckptaudit.formats.streams import (
     npy_body_offset,
     trailing_units,
 )
-from ckptaudit.formats.ziparchive import ZipArchive, ZipEntry
+from ckptaudit.formats.ziparchive import ArchiveSpan, ZipArchive, ZipEntry, archive_spans
 from ckptaudit.pickle.limits import Limits
 from ckptaudit.pickle.vm import run_pickle
 
@@ -39,8 +40,135 @@ def _parse_version(raw: bytes) -> int | None:
 
 
 def read_torch_zip(source: Source, limits: Limits) -> Container:
-    """Read a zip whose first bytes are a local header: torch-zip, torchscript or other zip."""
-    archive = ZipArchive(source, limits)
+    """Read a zip whose first bytes are a local header: torch-zip, torchscript or other zip,
+    or torch archives laid end to end (a torch.distributed.checkpoint shard)."""
+    try:
+        archive = ZipArchive(source, limits)
+    except ContainerError:
+        # torch reads the last archive's directory as if the archive started at byte 0: in
+        # a shard it does not, and the file is several archives, each read on its own.
+        shard = _read_shard(source, limits)
+        if shard is None:
+            raise
+        return shard
+    container = _read_archive(archive, source, limits)
+    if archive.declared_start > 0:
+        _add_shard_archives(container, archive, limits)
+    return container
+
+
+_MINIZ_CORRUPT = (
+    "PytorchStreamReader failed reading zip archive: invalid header or archive is corrupted"
+)
+"""What torch.load raises on a shard: the last archive's directory, looked for at its offset
+from byte 0, is not there."""
+
+
+def _read_shard(source: Source, limits: Limits) -> Container | None:
+    """Torch archives laid end to end, or None when the bytes are not that."""
+    spans = archive_spans(source, limits.max_members)
+    if spans is None or len(spans) < 2:
+        return None
+    container = Container(format=ContainerFormat.ZIP)
+    container.issues.append(
+        ContainerIssue(
+            Category.NOT_A_TORCH_CHECKPOINT,
+            f"{_sequence(source, spans)}: torch.load does not read it as a checkpoint; DCP's "
+            "loader reads each archive with torch.load, and every one is audited",
+            torch_error=_MINIZ_CORRUPT,
+        )
+    )
+    _add_archives(container, spans, source, limits)
+    return container
+
+
+def _sequence(source: Source, spans: list[ArchiveSpan]) -> str:
+    what = f"{len(spans)} torch archives laid end to end"
+    if source.name.lower().endswith(".distcp"):
+        return f"a torch.distributed.checkpoint shard ({what})"
+    return f"{what} (as in a torch.distributed.checkpoint shard)"
+
+
+def _add_shard_archives(container: Container, archive: ZipArchive, limits: Limits) -> None:
+    """A zip torch reads whose end records place it after other bytes: when the file is
+    archives laid end to end, torch reads one directory and DCP's loader every archive."""
+    source = archive.source
+    try:
+        # From the end record torch reads: bytes after it are reported as an anomaly, and
+        # the archives before them are what a loader pointed at their offsets reads.
+        spans = archive_spans(source, limits.max_members, archive.records_end)
+    except InputError as exc:
+        container.issues.append(ContainerIssue(Category.LIMIT_EXCEEDED, str(exc)))
+        container.complete = False
+        return
+    if spans is None or len(spans) < 2:
+        return
+    # A shard whose first and last archives have the same layout: torch finds the last
+    # one's directory at the first one's offset, and loads the first archive.
+    first = spans[0]
+    read = (
+        first.directory_offset == archive.directory_start
+        and first.members == len(archive.entries)
+    )
+    whom = "the first one" if read else f"the directory at byte {archive.directory_start}"
+    container.issues.append(
+        ContainerIssue(
+            Category.ZIP_ANOMALY,
+            f"the bytes are also {_sequence(source, spans)}: torch.load reads {whom}, DCP's "
+            "loader each archive; every one is audited",
+        )
+    )
+    if archive.records_end < source.size:
+        # DCP's loader reads every archive up to where .metadata says it ends: a shard cut
+        # inside an archive cannot load, even when torch.load finds a directory in it.
+        container.issues.append(
+            ContainerIssue(
+                Category.MALFORMED,
+                f"{source.size - archive.records_end} bytes after the last of {len(spans)} "
+                "archives laid end to end are no whole archive (a truncated shard?)",
+            )
+        )
+    _add_archives(container, spans, source, limits, skip_first=read)
+
+
+def _add_archives(
+    container: Container,
+    spans: list[ArchiveSpan],
+    source: Source,
+    limits: Limits,
+    skip_first: bool = False,
+) -> None:
+    """Audit each archive in place, as the torch.load of DCP's loader reads it; torch.load
+    of the file does not read them (``torch_reads=False``). ``skip_first``: the first one is
+    what torch reads, already audited."""
+    for n, span in enumerate(spans[1:] if skip_first else spans, 2 if skip_first else 1):
+        label = f"archive {n} of {len(spans)} at byte {span.start}"
+        window = SliceSource(
+            source, span.start, span.end - span.start, f"{source.name}@{span.start}"
+        )
+        try:
+            inner = _read_archive(ZipArchive(window, limits), window, limits)
+        except InputError as exc:
+            category = (
+                Category.LIMIT_EXCEEDED if isinstance(exc, LimitExceeded) else Category.MALFORMED
+            )
+            container.issues.append(ContainerIssue(category, f"{label}: {exc}", member=label))
+            container.complete = False
+            continue
+        for issue in inner.issues:
+            # Not what torch.load of the file meets: it reads the file as one archive.
+            container.issues.append(
+                ContainerIssue(issue.category, f"{label}: {issue.message}", member=label)
+            )
+        for unit in inner.units:
+            container.units.append(
+                replace(unit, member=f"{label}: {unit.member or 'data.pkl'}", torch_reads=False)
+            )
+        container.complete = container.complete and inner.complete
+
+
+def _read_archive(archive: ZipArchive, source: Source, limits: Limits) -> Container:
+    """Read one zip archive: torch-zip, torchscript or other zip."""
     container = Container(format=ContainerFormat.TORCH_ZIP)
     for note in archive.anomalies:
         container.issues.append(ContainerIssue(Category.ZIP_ANOMALY, note))

@@ -18,7 +18,13 @@ from ckptaudit.formats.source import SliceSource, Source
 from ckptaudit.pickle.budget import current_budget
 from ckptaudit.pickle.limits import Limits
 
-__all__ = ["ZipArchive", "ZipEntry", "find_end_of_central_directory"]
+__all__ = [
+    "ArchiveSpan",
+    "ZipArchive",
+    "ZipEntry",
+    "archive_spans",
+    "find_end_of_central_directory",
+]
 
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
@@ -26,6 +32,8 @@ _EOCD64 = b"PK\x06\x06"
 _CENTRAL = b"PK\x01\x02"
 _LOCAL = b"PK\x03\x04"
 _TAIL = 22 + 0xFFFF + 20  # EOCD + longest comment + zip64 locator
+_EOCD64_LEN = 56  # a zip64 end record without extensible data, as torch writes it
+_END_RECORDS = 22 + 20 + _EOCD64_LEN  # an archive's last bytes when it has no comment
 
 
 # A central-directory record's fixed part (46 bytes), without the fields miniz ignores:
@@ -71,6 +79,13 @@ class ZipArchive:
         """Damage that makes torch's zip reader (miniz) refuse the whole archive."""
         self.beyond_count: list[ZipEntry] = []
         """Central-directory records after the declared count (only other readers see them)."""
+        self.declared_start = 0
+        """Where the archive starts by its own end records (the end of its directory minus
+        the directory's size and offset): above 0 when other bytes come before it."""
+        self.directory_start = 0
+        """Offset in the source of the central directory read."""
+        self.records_end = 0
+        """Offset just past the end record read and its comment: the archive's end."""
         self.entries = self._read_directory()
 
     def _read_directory(self) -> list[ZipEntry]:
@@ -92,9 +107,11 @@ class ZipArchive:
         if at + 22 + comment_len != len(tail):
             self.anomalies.append("bytes after the end-of-central-directory record")
         eocd_pos = tail_start + at
+        self.records_end = eocd_pos + 22 + comment_len
         problem = _miniz_search_problem(size, eocd_pos)
         if problem is not None:
             self.corrupt.append(problem)
+        directory_end = eocd_pos
         saturated = count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF
         zip64 = self._zip64_record(tail, tail_start, eocd_pos)
         if zip64 is not None:
@@ -108,16 +125,20 @@ class ZipArchive:
                     " (torch reads the zip64 one)"
                 )
             count, cd_size, cd_offset = values
+            # Where the directory ends when the zip64 record sits right before the locator,
+            # as every writer puts it: another place means other bytes come before.
+            directory_end = eocd_pos - 20 - zip64[4]
             eocd_pos = zip64[3]
         elif saturated:
             raise ContainerError("zip64 end-of-central-directory record missing or damaged")
         if count > self.limits.max_members:
             raise LimitExceeded(f"zip declares {count} members (limit {self.limits.max_members})")
+        self.declared_start = directory_end - cd_size - cd_offset
         if self.allow_prefix and eocd_pos - cd_size - cd_offset > 0:
             # Bytes before the archive (self-extractors, polyglots): offsets count from its start.
             self.base = eocd_pos - cd_size - cd_offset
             self.anomalies.append(f"{self.base} bytes of other data before the zip archive")
-        start = self.base + cd_offset
+        start = self.directory_start = self.base + cd_offset
         if start + cd_size > eocd_pos or cd_size > size:
             raise ContainerError("zip central directory lies outside the file (truncated?)")
         directory = self.source.read_at(start, cd_size)
@@ -187,9 +208,9 @@ class ZipArchive:
 
     def _zip64_record(
         self, tail: bytes, tail_start: int, eocd_pos: int
-    ) -> tuple[int, int, int, int] | None:
-        """(count, directory size, directory offset, record position) of the zip64 end
-        record, when a locator sits right before the end record and points at one."""
+    ) -> tuple[int, int, int, int, int] | None:
+        """(count, directory size, directory offset, record position, record length) of the
+        zip64 end record, when a locator sits right before the end record and points at one."""
         if eocd_pos < 20:
             return None
         locator = self._read_near(tail, tail_start, eocd_pos - 20, 20)
@@ -211,7 +232,7 @@ class ZipArchive:
             self.corrupt.append("zip64 end-of-central-directory record too short")
         elif on_disk != count or ((disk | cd_disk) and not disk == cd_disk == 1):
             self.corrupt.append("unsupported multidisk archive (zip64 record)")
-        return count, cd_size, cd_offset, eocd64_pos
+        return count, cd_size, cd_offset, eocd64_pos, 12 + record_size
 
     def _read_near(self, tail: bytes, tail_start: int, offset: int, n: int) -> bytes:
         """Bytes at ``offset``, from the tail already read when it holds them."""
@@ -323,6 +344,101 @@ class ZipArchive:
             # directory pointing at it many times does not provide it many times.
             budget.grant_inflated(_where(self.source, start), len(data), len(raw))
         return data
+
+
+class ArchiveSpan(NamedTuple):
+    """One zip archive among several laid end to end in a file."""
+
+    start: int
+    """Offset of its first byte (a local header) in the file."""
+    end: int
+    """Offset just past its end records."""
+    directory_offset: int
+    """Offset of its central directory from its own start."""
+    members: int
+    """Members its end record declares."""
+
+
+def archive_spans(
+    source: Source, max_archives: int, end: int | None = None
+) -> list[ArchiveSpan] | None:
+    """The zip archives the first ``end`` bytes of a file (all of them by default) are made
+    of, laid end to end, first to last; None when they are not such a sequence (a single
+    archive is a sequence of one).
+
+    torch.save writes every archive as if it were alone in its file, offsets counted from
+    its own first byte; torch.distributed.checkpoint's FileSystemWriter appends one such
+    archive per item to a shard (``.distcp``) and records where each starts. The walk goes
+    back from the end of the file: an archive's end records give its directory's size and
+    offset, hence where the archive starts, and the archive before it must end right there.
+    Each step reads the end records and the first bytes of one archive, never its members;
+    there are at most ``max_archives`` steps.
+
+    Raises:
+        LimitExceeded: more than ``max_archives`` archives end to end.
+    """
+    spans: list[ArchiveSpan] = []
+    end = source.size if end is None else end
+    while end > 0:
+        if len(spans) >= max_archives:
+            raise LimitExceeded(
+                f"more than {max_archives} zip archives laid end to end (limit max_members)"
+            )
+        span = _archive_ending_at(source, end)
+        if span is None:
+            return None
+        spans.append(span)
+        end = span.start
+    spans.reverse()
+    return spans or None
+
+
+def _archive_ending_at(source: Source, end: int) -> ArchiveSpan | None:
+    """The archive whose end record (and comment) ends exactly at ``end``, if its end
+    records add up to an archive that starts with a local header; else None."""
+    n = min(end, _END_RECORDS)
+    tail = source.read_at(end - n, n)
+    at = _end_record_ending(tail)
+    if at < 0 and n < end:
+        n = min(end, _TAIL + _EOCD64_LEN)  # a comment after the end record
+        tail = source.read_at(end - n, n)
+        at = _end_record_ending(tail)
+    if at < 0:
+        return None
+    eocd_pos = end - n + at
+    (count, cd_size, cd_offset) = struct.unpack_from("<HII", tail, at + 10)
+    directory_end = eocd_pos
+    if at >= 20 and tail[at - 20 : at - 16] == _EOCD64_LOCATOR:
+        # The zip64 record's offset in the locator counts from the archive's start, which
+        # is what is being looked for: take the record where torch writes it, right
+        # before the locator, and require the two ways of placing the archive to agree.
+        (relative,) = struct.unpack_from("<Q", tail, at - 12)
+        directory_end = eocd_pos - 20 - _EOCD64_LEN
+        if directory_end < 0:
+            return None
+        record = source.read_at(directory_end, _EOCD64_LEN)
+        if len(record) < _EOCD64_LEN or record[:4] != _EOCD64:
+            return None
+        (record_size,) = struct.unpack_from("<Q", record, 4)
+        count, cd_size, cd_offset = struct.unpack_from("<QQQ", record, 32)
+        if record_size != _EOCD64_LEN - 12 or relative != cd_offset + cd_size:
+            return None
+    start = directory_end - cd_size - cd_offset
+    if start < 0 or source.read_at(start, 4) != _LOCAL:
+        return None
+    return ArchiveSpan(start, end, cd_offset, count)
+
+
+def _end_record_ending(tail: bytes) -> int:
+    """Offset of an end-of-central-directory record whose comment ends ``tail`` exactly;
+    -1 if none."""
+    at = len(tail)
+    while True:
+        at = tail.rfind(_EOCD, 0, at)
+        if at < 0:
+            return -1
+        if at + 22 <= len(tail) and at + 22 + tail[at + 20] + (tail[at + 21] << 8) == len(tail):
+            return at
 
 
 def _where(source: Source, offset: int) -> tuple[int, int]:
